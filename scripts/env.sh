@@ -1,0 +1,14 @@
+# Source me (bash): puts .venv + the colcon install/ of this package on the paths ROS 2 needs.
+# Equivalent of `source install/setup.bash` for our pip-wheel ROS 2, safe under `set -u`.
+_sp_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export SEG_PERCEPTION_ROOT="$_sp_root"
+export VIRTUAL_ENV="$_sp_root/.venv"
+export PATH="$_sp_root/.venv/bin:$PATH"
+export AMENT_PREFIX_PATH="$_sp_root/install/seg_perception:$_sp_root/.venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+export CMAKE_PREFIX_PATH="$_sp_root/install/seg_perception:$_sp_root/.venv"
+export PYTHONPATH="$_sp_root/install/seg_perception/lib/python3.11/site-packages${PYTHONPATH:+:$PYTHONPATH}"
+export LD_LIBRARY_PATH="$_sp_root/install/seg_perception/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# Large images across processes: shared-memory transport with 64 MB segments (see README).
+export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_sp_root/config/fastdds_shm.xml}"
+export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
+unset _sp_root
