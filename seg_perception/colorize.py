@@ -1,0 +1,51 @@
+"""Palette lookup and alpha overlay, on uint8 maps (numpy/OpenCV) or torch tensors (device).
+
+Classes whose palette color is black, and unlabeled pixels, are left out of the overlay:
+they are "background" to a viewer, and blending black over them would only darken the frame.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from .labels import UNLABELED
+
+
+def drawn_lut(palette: np.ndarray) -> np.ndarray:
+    """(256,) uint8, 255 where a mask value is painted in the overlay."""
+    lut = np.where(palette.any(axis=1), 255, 0).astype(np.uint8)
+    lut[UNLABELED] = 0
+    return lut
+
+
+def colorize(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 ids -> (H, W, 3) uint8 RGB via a (256, 3) palette."""
+    # cv2.LUT maps each channel of a 3-channel image through its own table: one SIMD pass.
+    three = cv2.merge((labels, labels, labels))
+    return cv2.LUT(three, palette.reshape(256, 1, 3))
+
+
+def overlay(image: np.ndarray, color: np.ndarray, labels: np.ndarray, palette: np.ndarray,
+            alpha: float) -> np.ndarray:
+    """Blend `color` over `image` with weight alpha where the class is drawn."""
+    if image.shape != color.shape:
+        raise ValueError(f"image {image.shape} and color mask {color.shape} differ in size")
+    blended = cv2.addWeighted(image, 1.0 - alpha, color, alpha, 0.0)
+    mask = cv2.LUT(labels, drawn_lut(palette))
+    out = np.array(image, copy=True, order="C")
+    cv2.copyTo(blended, mask, out)
+    return out
+
+
+def colorize_torch(labels: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
+    """Device version of colorize: labels (H, W) uint8, palette (256, 3) uint8 on the same device."""
+    return palette.index_select(0, labels.reshape(-1).long()).reshape(*labels.shape, 3)
+
+
+def overlay_torch(image: torch.Tensor, color: torch.Tensor, labels: torch.Tensor,
+                  drawn: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Device version of overlay: drawn is the (256,) bool 'is painted' table."""
+    blended = (image.float() * (1.0 - alpha) + color.float() * alpha).round_().to(torch.uint8)
+    mask = drawn.index_select(0, labels.reshape(-1).long()).reshape(*labels.shape, 1)
+    return torch.where(mask, blended, image)

@@ -1,0 +1,153 @@
+"""The segmentation engine: RGB frame in, label map / confidence / color mask / overlay out.
+
+Used identically by the ROS node, the demo, the offline tool and the benchmarks. Two
+backends share one pipeline shape:
+- numpy: OpenCV resize on uint8, model, uint8 resampling and palette lookup with OpenCV.
+  Fastest on a CPU, where full-resolution float work is what costs.
+- torch: upload the uint8 frame once, everything on the device, only uint8 results come
+  back. Chosen on CUDA; it also runs on the CPU, which is how its logic is tested in CI.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+
+from . import colorize as colorize_mod
+from .geometry import Placement, network_output_size
+from .labels import ClassMap
+from .postprocess import finish_numpy, finish_torch, network_maps
+from .preprocess import CpuPreprocessor, TorchPreprocessor
+from .runtimes.base import ModelSpec, Runtime
+
+
+@dataclass
+class SegmentationOptions:
+    output_size: str | tuple[int, int] = "input"
+    """'input' (the frame's size), 'network' (the image's box at network resolution) or (w, h)."""
+    confidence_threshold: float = 0.0
+    want_color: bool = False
+    want_overlay: bool = False
+    overlay_alpha: float = 0.5
+
+
+@dataclass
+class SegmentationResult:
+    labels: np.ndarray
+    """(H, W) uint8 class ids, 255 = unlabeled."""
+    confidence: np.ndarray
+    """(H, W) uint8, winning class probability * 255."""
+    color: np.ndarray | None
+    overlay: np.ndarray | None
+    placement: Placement
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (int(self.labels.shape[1]), int(self.labels.shape[0]))
+
+
+class SegmentationPipeline:
+    def __init__(self, runtime: Runtime, backend: str = "auto") -> None:
+        self.runtime = runtime
+        self.device = runtime.device
+        if backend == "auto":
+            backend = "torch" if self.device.type == "cuda" else "numpy"
+        if backend not in ("numpy", "torch"):
+            raise ValueError(f"backend must be auto, numpy or torch, got '{backend}'")
+        self.backend = backend
+        spec = runtime.spec
+        self._palette = spec.classes.palette_lut()
+        if backend == "numpy":
+            self._pre: CpuPreprocessor | TorchPreprocessor = CpuPreprocessor(spec, runtime.dtype)
+        else:
+            self._pre = TorchPreprocessor(spec, self.device, runtime.dtype)
+            self._palette_t = torch.from_numpy(self._palette).to(self.device)
+            self._drawn_t = torch.from_numpy(colorize_mod.drawn_lut(self._palette) > 0).to(self.device)
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.runtime.spec
+
+    @property
+    def class_map(self) -> ClassMap:
+        return self.runtime.spec.classes
+
+    def output_size_for(self, src_w: int, src_h: int, request: str | tuple[int, int]) -> tuple[int, int]:
+        if request == "input":
+            return (src_w, src_h)
+        if request == "network":
+            spec = self.spec
+            return network_output_size(Placement.for_policy(spec.resize, src_w, src_h,
+                                                            spec.input_width, spec.input_height))
+        assert isinstance(request, tuple)
+        return request
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def __call__(self, rgb: np.ndarray, options: SegmentationOptions | None = None) -> SegmentationResult:
+        opts = options or SegmentationOptions()
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or rgb.size == 0:
+            raise ValueError(f"expected a non-empty HxWx3 uint8 RGB image, got {rgb.shape} {rgb.dtype}")
+        src_h, src_w = rgb.shape[:2]
+        out_w, out_h = self.output_size_for(src_w, src_h, opts.output_size)
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            batch, place = self._pre(rgb)
+            self._sync()
+            t1 = time.perf_counter()
+            raw = self.runtime(batch)
+            self._sync()
+            t2 = time.perf_counter()
+            maps = network_maps(raw, self.spec)
+            if self.backend == "numpy":
+                labels, confidence = finish_numpy(maps, place, out_w, out_h, opts.confidence_threshold)
+                t3 = time.perf_counter()
+                color, over = self._paint_numpy(rgb, labels, out_w, out_h, opts)
+            else:
+                labels_t, conf_t = finish_torch(maps, place, out_w, out_h, opts.confidence_threshold)
+                self._sync()
+                t3 = time.perf_counter()
+                color, over = self._paint_torch(labels_t, out_w, out_h, opts)
+                labels, confidence = labels_t.cpu().numpy(), conf_t.cpu().numpy()
+        t4 = time.perf_counter()
+        timings.update(preprocess=(t1 - t0) * 1e3, inference=(t2 - t1) * 1e3,
+                       postprocess=(t3 - t2) * 1e3, colorize=(t4 - t3) * 1e3, total=(t4 - t0) * 1e3)
+        return SegmentationResult(labels, confidence, color, over, place, timings)
+
+    def _paint_numpy(self, rgb: np.ndarray, labels: np.ndarray, out_w: int, out_h: int,
+                     opts: SegmentationOptions) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if not (opts.want_color or opts.want_overlay):
+            return None, None
+        color = colorize_mod.colorize(labels, self._palette)
+        over = None
+        if opts.want_overlay:
+            base = rgb if rgb.shape[:2] == (out_h, out_w) else cv2.resize(
+                rgb, (out_w, out_h), interpolation=cv2.INTER_AREA)
+            over = colorize_mod.overlay(base, color, labels, self._palette, opts.overlay_alpha)
+        return (color if opts.want_color else None), over
+
+    def _paint_torch(self, labels: torch.Tensor, out_w: int, out_h: int,
+                     opts: SegmentationOptions) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if not (opts.want_color or opts.want_overlay):
+            return None, None
+        color = colorize_mod.colorize_torch(labels, self._palette_t)
+        over = None
+        if opts.want_overlay:
+            assert isinstance(self._pre, TorchPreprocessor) and self._pre.frame is not None
+            frame = self._pre.frame.to(self.device)
+            if frame.shape[:2] != (out_h, out_w):
+                frame = torch.nn.functional.interpolate(
+                    frame.permute(2, 0, 1)[None].float(), size=(out_h, out_w), mode="bilinear",
+                    align_corners=False, antialias=True)[0].permute(1, 2, 0).round_().clamp_(0, 255).to(torch.uint8)
+            over = colorize_mod.overlay_torch(frame, color, labels, self._drawn_t, opts.overlay_alpha).cpu().numpy()
+        return (color.cpu().numpy() if opts.want_color else None), over
+
+    def close(self) -> None:
+        self.runtime.close()

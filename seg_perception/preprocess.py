@@ -1,0 +1,116 @@
+"""uint8 RGB image -> normalized NCHW model input, on the CPU (OpenCV) or on the device (torch).
+
+The CPU path resizes the uint8 frame with OpenCV before anything becomes float, so a 1080p
+frame costs one small resize instead of a full-resolution float conversion. The torch path
+uploads the uint8 frame once and does the same arithmetic on the GPU; it also runs on the
+CPU so its logic is tested where there is no GPU.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .geometry import Placement
+from .runtimes.base import ModelSpec
+
+
+def normalization(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (a, b) with model_input = pixel * a + b, in the model's channel order."""
+    std = np.asarray(spec.std, np.float32)
+    mean = np.asarray(spec.mean, np.float32)
+    return (np.float32(spec.scale) / std).astype(np.float32), (-mean / std).astype(np.float32)
+
+
+class CpuPreprocessor:
+    """OpenCV resize (+ letterbox pad) on uint8, then one fused normalize into a reused tensor."""
+
+    def __init__(self, spec: ModelSpec, dtype: torch.dtype = torch.float32) -> None:
+        self.spec = spec
+        self.dtype = dtype
+        a, b = normalization(spec)
+        self._a = torch.from_numpy(a).view(1, 3, 1, 1)
+        self._b = torch.from_numpy(b).view(1, 3, 1, 1)
+        self._canvas = np.full((spec.input_height, spec.input_width, 3), spec.pad_value, np.uint8)
+        self._out = torch.empty((1, 3, spec.input_height, spec.input_width), dtype=torch.float32)
+
+    def __call__(self, rgb: np.ndarray) -> tuple[torch.Tensor, Placement]:
+        spec = self.spec
+        h, w = rgb.shape[:2]
+        place = Placement.for_policy(spec.resize, w, h, spec.input_width, spec.input_height)
+        if (w, h) == (place.content_w, place.content_h):
+            resized = rgb
+        else:
+            resized = cv2.resize(rgb, (place.content_w, place.content_h), interpolation=cv2.INTER_LINEAR)
+        if place.is_identity_box:
+            canvas = np.ascontiguousarray(resized)
+        else:
+            canvas = self._canvas
+            canvas[...] = spec.pad_value
+            canvas[place.pad_top:place.pad_top + place.content_h,
+                   place.pad_left:place.pad_left + place.content_w] = resized
+        hwc = torch.from_numpy(canvas)
+        if spec.color_order == "bgr":
+            hwc = hwc.flip(-1)
+        chw = hwc.permute(2, 0, 1).unsqueeze(0)
+        out = self._out
+        torch.mul(chw, self._a, out=out)
+        out.add_(self._b)
+        return (out if self.dtype == torch.float32 else out.to(self.dtype)), place
+
+
+class TorchPreprocessor:
+    """The same preprocessing as torch ops on `device` (CUDA in production, CPU in tests).
+
+    The uint8 frame goes up once through a pinned staging buffer; the uploaded frame is kept
+    (`frame`) so colorizing and blending can happen on the device too.
+    """
+
+    def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype = torch.float32) -> None:
+        self.spec = spec
+        self.device = device
+        self.dtype = dtype
+        a, b = normalization(spec)
+        self._a = torch.from_numpy(a).view(1, 3, 1, 1).to(device)
+        self._b = torch.from_numpy(b).view(1, 3, 1, 1).to(device)
+        self._staging: torch.Tensor | None = None
+        self.frame: torch.Tensor | None = None
+        """The last uploaded frame, (H, W, 3) uint8 RGB on the device."""
+
+    def upload(self, rgb: np.ndarray) -> torch.Tensor:
+        src = torch.from_numpy(np.ascontiguousarray(rgb))
+        if self.device.type != "cuda":
+            self.frame = src
+            return src
+        if self._staging is None or self._staging.shape != src.shape:
+            self._staging = torch.empty(src.shape, dtype=torch.uint8, pin_memory=True)
+        self._staging.copy_(src)
+        self.frame = self._staging.to(self.device, non_blocking=True)
+        return self.frame
+
+    def __call__(self, rgb: np.ndarray) -> tuple[torch.Tensor, Placement]:
+        spec = self.spec
+        frame = self.upload(rgb)
+        h, w = frame.shape[:2]
+        place = Placement.for_policy(spec.resize, w, h, spec.input_width, spec.input_height)
+        x = frame.permute(2, 0, 1).unsqueeze(0).float()
+        if (w, h) != (place.content_w, place.content_h):
+            # Plain bilinear, half-pixel centers, no antialias: what cv2.INTER_LINEAR and
+            # MediaPipe's own graph do, so GPU and CPU feed the model the same input.
+            x = F.interpolate(x, size=(place.content_h, place.content_w), mode="bilinear",
+                              align_corners=False, antialias=False)
+            x = x.round_().clamp_(0, 255)  # cv2 resizes uint8 -> uint8; match its rounding
+        if spec.color_order == "bgr":
+            x = x.flip(1)
+        x = x * self._a + self._b
+        if not place.is_identity_box:
+            pad_value = [float(spec.pad_value * a + b) for a, b in
+                         zip(self._a.flatten().tolist(), self._b.flatten().tolist())]
+            canvas = torch.empty((1, 3, spec.input_height, spec.input_width), device=x.device)
+            for channel, value in enumerate(pad_value):
+                canvas[:, channel].fill_(value)
+            canvas[:, :, place.pad_top:place.pad_top + place.content_h,
+                   place.pad_left:place.pad_left + place.content_w] = x
+            x = canvas
+        return x.to(self.dtype), place

@@ -1,0 +1,145 @@
+"""What every model runtime provides: a spec (preprocessing + output kind + classes) and a forward.
+
+A model is its weights plus everything needed to use them correctly: input size, color
+order, normalization, resize policy, the meaning of its output, and its class list. Keeping
+these together means post-processing and class maps can never disagree with the model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import torch
+
+from ..labels import ClassMap
+
+ResizePolicy = Literal["stretch", "letterbox"]
+OutputKind = Literal["logits", "probabilities", "sigmoid", "binary_logits", "labels"]
+ColorOrder = Literal["rgb", "bgr"]
+
+RESIZE_POLICIES: tuple[str, ...] = ("stretch", "letterbox")
+OUTPUT_KINDS: tuple[str, ...] = ("logits", "probabilities", "sigmoid", "binary_logits", "labels")
+COLOR_ORDERS: tuple[str, ...] = ("rgb", "bgr")
+
+
+class ModelLoadError(RuntimeError):
+    """A model that cannot be used: names the file and the problem."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        super().__init__(f"cannot load model '{source}': {problem}")
+        self.source = source
+        self.problem = problem
+
+
+class DeviceError(RuntimeError):
+    """The requested compute device does not exist on this machine."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to feed a model and read its output.
+
+    Input: uint8 image -> resized to (input_width, input_height) by `resize` -> channels in
+    `color_order` -> float: (pixel * scale - mean) / std, NCHW.
+    Output (N, C, h, w) covering the network input (h, w may be smaller, e.g. stride 4):
+      logits         C == num classes, softmax taken here
+      probabilities  C == num classes, already normalized
+      sigmoid        C == 1, probability of class id 1 (class 0 is the rest)
+      binary_logits  C == 1, logit of class id 1
+      labels         (N, 1, h, w) or (N, h, w) integer class ids (no confidence: 255)
+    """
+
+    name: str
+    input_width: int
+    input_height: int
+    classes: ClassMap
+    output: OutputKind = "logits"
+    color_order: ColorOrder = "rgb"
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    resize: ResizePolicy = "stretch"
+    pad_value: int = 0
+
+    def __post_init__(self) -> None:
+        if self.input_width <= 0 or self.input_height <= 0:
+            raise ValueError(f"input size must be positive, got {self.input_width}x{self.input_height}")
+        if self.output not in OUTPUT_KINDS:
+            raise ValueError(f"output kind '{self.output}' is not one of {OUTPUT_KINDS}")
+        if self.resize not in RESIZE_POLICIES:
+            raise ValueError(f"resize '{self.resize}' is not one of {RESIZE_POLICIES}")
+        if self.color_order not in COLOR_ORDERS:
+            raise ValueError(f"color_order '{self.color_order}' is not one of {COLOR_ORDERS}")
+        if len(self.mean) != 3 or len(self.std) != 3 or any(s == 0 for s in self.std):
+            raise ValueError(f"mean and std need 3 values each, std non-zero: {self.mean}, {self.std}")
+        if self.output in ("sigmoid", "binary_logits") and {c.id for c in self.classes.classes} != {0, 1}:
+            raise ValueError(f"a single-channel '{self.output}' model needs exactly class ids 0 and 1, "
+                             f"got {self.classes.names}")
+        if not 0 <= self.pad_value <= 255:
+            raise ValueError(f"pad_value must be 0..255, got {self.pad_value}")
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height)"""
+        return (self.input_width, self.input_height)
+
+    def expected_channels(self) -> int | None:
+        """Output channels the description implies (None for label outputs)."""
+        if self.output in ("sigmoid", "binary_logits"):
+            return 1
+        if self.output == "labels":
+            return None
+        return self.classes.num_outputs
+
+
+class Runtime(Protocol):
+    """A loaded model on a device. Inputs/outputs are torch tensors on `device`."""
+
+    spec: ModelSpec
+    device: torch.device
+    dtype: torch.dtype
+    """dtype the runtime wants its input in (float16 for fp16 CUDA models)."""
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) normalized input -> raw model output as described by spec.output."""
+        ...
+
+    def close(self) -> None:
+        """Free the model and any device memory it holds."""
+        ...
+
+
+def resolve_device(requested: str) -> torch.device:
+    """'auto' | 'cpu' | 'cuda' | 'cuda:N' -> a device that exists here.
+
+    'auto' falls back to CPU when CUDA is absent; an explicit CUDA request does not, because a
+    robot silently running a GPU model on its CPU misses every deadline without saying why.
+    """
+    text = requested.strip().lower()
+    if text in ("", "auto"):
+        return torch.device("cuda:0") if torch.cuda.is_available() else torch.device("cpu")
+    if text == "cpu":
+        return torch.device("cpu")
+    if text == "cuda" or text.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device '{requested}' requested but CUDA is not available "
+                              f"(torch {torch.__version__}, built with CUDA: {torch.version.cuda}); "
+                              "use device:=auto to fall back to the CPU, or device:=cpu")
+        index = 0 if text == "cuda" else _parse_index(text[5:], requested)
+        if index >= torch.cuda.device_count():
+            raise DeviceError(f"device '{requested}' requested but only {torch.cuda.device_count()} "
+                              "CUDA device(s) exist")
+        return torch.device("cuda", index)
+    raise DeviceError(f"device '{requested}' is not one of auto, cpu, cuda, cuda:N")
+
+
+def _parse_index(text: str, requested: str) -> int:
+    if not text.isdigit():
+        raise DeviceError(f"device '{requested}': expected cuda:N with N a number")
+    return int(text)
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
