@@ -12,3 +12,6 @@ export LD_LIBRARY_PATH="$_sp_root/install/seg_perception/lib${LD_LIBRARY_PATH:+:
 export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_sp_root/config/fastdds_shm.xml}"
 export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
 unset _sp_root
+# `python -m` from the repository root must import the installed package (which has the
+# generated msg/), not the source tree that the current directory would otherwise shadow it with.
+export PYTHONSAFEPATH=1

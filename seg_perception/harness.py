@@ -1,0 +1,150 @@
+"""Drive a real segmentation_node process over DDS: used by the demo, the benchmarks and tests.
+
+The node runs as its own process (as on a robot) from the colcon install; this side publishes
+frames and collects outputs, waiting on conditions with timeouts (never fixed sleeps).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+
+
+def installed_executable(name: str = "segmentation_node") -> str:
+    from ament_index_python.packages import get_package_prefix
+
+    path = Path(get_package_prefix("seg_perception")) / "lib" / "seg_perception" / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: build the package first (scripts/setup.sh)")
+    return str(path)
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_param_text(v) if not isinstance(v, str) else f"'{v}'" for v in value) + "]"
+    return str(value)
+
+
+def node_command(params: Mapping[str, Any] | None = None, remaps: Mapping[str, str] | None = None,
+                 name: str | None = None, params_file: str | None = None, log_level: str | None = None,
+                 executable: str = "segmentation_node") -> list[str]:
+    cmd = [installed_executable(executable), "--ros-args"]
+    if name:
+        cmd += ["-r", f"__node:={name}"]
+    if params_file:
+        cmd += ["--params-file", params_file]
+    for key, value in (params or {}).items():
+        cmd += ["-p", f"{key}:={_param_text(value)}"]
+    for src, dst in (remaps or {}).items():
+        cmd += ["-r", f"{src}:={dst}"]
+    if log_level:
+        cmd += ["--log-level", log_level]
+    return cmd
+
+
+def start_node(params: Mapping[str, Any] | None = None, remaps: Mapping[str, str] | None = None,
+               log_path: Path | None = None, env: Mapping[str, str] | None = None, **kwargs: Any) -> subprocess.Popen:
+    cmd = node_command(params, remaps, **kwargs)
+    out = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the process
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    full_env.setdefault("PYTHONUNBUFFERED", "1")
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> int:
+    if proc.poll() is None:
+        proc.send_signal(2)  # SIGINT: the node shuts down cleanly
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait()
+
+
+class Spinner:
+    """Spins a node on a background thread so callbacks run while the caller waits."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._stop = False
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while not self._stop:
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join()
+        self.executor.remove_node(self.node)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str = "condition",
+               poll: threading.Event | None = None) -> None:
+    """Poll `predicate` (cheap) until true; raise TimeoutError naming `what`."""
+    deadline = time.monotonic() + timeout
+    event = poll or threading.Event()
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.1f} s waiting for {what}")
+        event.wait(0.01)
+
+
+class Collector:
+    """Subscribes to topics and keeps every message, indexed by topic, notifying waiters."""
+
+    def __init__(self, node: Node, topics: Iterable[tuple[str, Any]], qos: QoSProfile | None = None) -> None:
+        self.node = node
+        self.cond = threading.Condition()
+        self.messages: dict[str, list[tuple[float, Any]]] = {}
+        self.subs = []
+        for topic, msg_type in topics:
+            self.messages[topic] = []
+            self.subs.append(node.create_subscription(msg_type, topic, self._callback(topic),
+                                                      qos or QoSProfile(depth=50)))
+
+    def _callback(self, topic: str) -> Callable[[Any], None]:
+        def store(msg: Any) -> None:
+            with self.cond:
+                self.messages[topic].append((time.perf_counter(), msg))
+                self.cond.notify_all()
+        return store
+
+    def wait_for(self, predicate: Callable[[dict[str, list[tuple[float, Any]]]], bool], timeout: float,
+                 what: str = "messages") -> None:
+        with self.cond:
+            if not self.cond.wait_for(lambda: predicate(self.messages), timeout):
+                counts = {k: len(v) for k, v in self.messages.items()}
+                raise TimeoutError(f"timed out after {timeout:.1f} s waiting for {what}; received {counts}")
+
+    def with_stamp(self, topic: str, stamp: Any) -> tuple[float, Any] | None:
+        with self.cond:
+            for received, msg in self.messages[topic]:
+                if msg.header.stamp == stamp:
+                    return received, msg
+        return None
+
+    def clear(self) -> None:
+        with self.cond:
+            for value in self.messages.values():
+                value.clear()
+
+
+SENSOR_QOS = qos_profile_sensor_data
+
+__all__ = ["Collector", "SENSOR_QOS", "Spinner", "installed_executable", "node_command", "start_node",
+           "stop_process", "wait_until"]

@@ -1,0 +1,113 @@
+"""Every parameter of segmentation_node: name, type, default, range, description. ROS-free.
+
+The node declares these with typed descriptors; config/segmentation.yaml, the launch file and
+the README are checked against this table by tests, so there is one home for each name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .geometry import parse_output_size
+
+
+@dataclass(frozen=True)
+class ParamDef:
+    name: str
+    default: Any
+    description: str
+    read_only: bool = False
+    """Needs a reconfigure (model, device, topics, QoS) to change."""
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+    model_default: bool = False
+    """String array that is unset by default and then takes its value from the model."""
+
+    @property
+    def type_name(self) -> str:
+        if self.model_default or isinstance(self.default, list):
+            return "string_array"
+        return {bool: "bool", int: "int", float: "double", str: "string"}[type(self.default)]
+
+
+PARAMS: tuple[ParamDef, ...] = (
+    # model
+    ParamDef("model", "selfie", "Built-in model name (selfie, selfie_landscape) or path to a TorchScript "
+             "(.pt/.ts) or ONNX (.onnx) file with a description YAML beside it.", read_only=True),
+    ParamDef("model_description", "", "Path to the model description YAML; empty = <model>.yaml beside "
+             "the model file. Ignored for built-in models.", read_only=True),
+    ParamDef("device", "auto", "auto (CUDA if present, else CPU), cpu, cuda or cuda:N. An explicit CUDA "
+             "device that is absent fails configure instead of silently running on the CPU.", read_only=True),
+    ParamDef("fp16", False, "Run the model in float16 (CUDA only).", read_only=True),
+    ParamDef("warmup_iterations", 3, "Forward passes at configure so the first frame is not slow.",
+             read_only=True, min=0, max=100),
+    # input
+    ParamDef("input_transport", "raw", "raw: subscribe sensor_msgs/Image on 'image'; compressed: "
+             "sensor_msgs/CompressedImage on 'image/compressed'.", read_only=True, choices=("raw", "compressed")),
+    ParamDef("image_reliability", "best_effort", "QoS reliability of the image subscriptions. best_effort "
+             "(REP 2003 sensor data) receives from both best-effort and reliable publishers.",
+             read_only=True, choices=("best_effort", "reliable")),
+    ParamDef("image_qos_depth", 1, "QoS history depth of the image subscriptions. The worker always "
+             "processes only the newest frame.", read_only=True, min=1, max=100),
+    ParamDef("use_depth", True, "Subscribe 'depth' + 'depth/camera_info' and publish the labelled and "
+             "obstacle clouds once depth arrives.", read_only=True),
+    ParamDef("depth_sync_tolerance", 0.005, "Max |stamp difference| (s) to pair a depth image with a color "
+             "frame; 0 = exact stamps only. Unpaired frames are counted, never paired with stale depth.",
+             min=0.0, max=1.0),
+    ParamDef("depth_wait", 0.05, "How long (s) a frame may wait for its depth partner after inference.",
+             min=0.0, max=1.0),
+    # outputs
+    ParamDef("output_size", "input", "Size of all image outputs: input, network, or WIDTHxHEIGHT."),
+    ParamDef("confidence_threshold", 0.0, "Pixels whose winning-class confidence is below this are "
+             "published as 255 (unlabeled).", min=0.0, max=1.0),
+    ParamDef("overlay_alpha", 0.5, "Weight of the class color in segmentation/overlay.", min=0.0, max=1.0),
+    ParamDef("obstacle_classes", [], "Classes whose points go into segmentation/obstacle_points; "
+             "unset = the model's obstacle classes.", model_default=True),
+    ParamDef("publish_confidence", True, "Publish segmentation/confidence (only while subscribed)."),
+    ParamDef("publish_color_mask", True, "Publish segmentation/color_mask (only while subscribed)."),
+    ParamDef("publish_overlay", True, "Publish segmentation/overlay (only while subscribed)."),
+    ParamDef("publish_points", True, "Publish segmentation/points, the organized labelled cloud "
+             "(needs depth; only while subscribed)."),
+    ParamDef("publish_obstacle_points", True, "Publish segmentation/obstacle_points (needs depth; "
+             "only while subscribed)."),
+    ParamDef("min_range", 0.1, "Obstacle points closer than this (m, from the camera) are dropped.",
+             min=0.0, max=1000.0),
+    ParamDef("max_range", 10.0, "Obstacle points farther than this (m) are dropped.", min=0.0, max=1000.0),
+    ParamDef("voxel_size", 0.0, "Obstacle cloud voxel grid (m); 0 = every point.", min=0.0, max=10.0),
+    ParamDef("output_reliability", "reliable", "QoS reliability of the outputs. reliable serves both "
+             "reliable and best-effort subscribers.", read_only=True, choices=("best_effort", "reliable")),
+    # operation
+    ParamDef("autostart", True, "Configure and activate at start. false: wait for a lifecycle manager.",
+             read_only=True),
+    ParamDef("diagnostics_period", 1.0, "Period (s) of the /diagnostics status.", read_only=True,
+             min=0.1, max=60.0),
+    ParamDef("input_timeout", 2.0, "WARN in diagnostics when no frame arrived for this long (s).",
+             min=0.1, max=3600.0),
+    ParamDef("max_latency", 0.5, "WARN in diagnostics when end-to-end latency (now - stamp, s) exceeds this.",
+             min=0.001, max=60.0),
+)
+
+BY_NAME: dict[str, ParamDef] = {p.name: p for p in PARAMS}
+
+
+def validate(values: dict[str, Any], class_names: list[str] | None = None) -> str | None:
+    """Checks beyond one parameter's own range. Returns the reason a set of values is refused."""
+    for name, value in values.items():
+        pdef = BY_NAME.get(name)
+        if pdef is None:
+            continue
+        if pdef.choices and value not in pdef.choices:
+            return f"{name} must be one of {list(pdef.choices)}, got '{value}'"
+        if name == "output_size":
+            try:
+                parse_output_size(value)
+            except ValueError as exc:
+                return str(exc)
+        if name == "obstacle_classes" and class_names is not None:
+            unknown = [c for c in value if c not in class_names]
+            if unknown:
+                return f"obstacle_classes {unknown} are not classes of the model {class_names}"
+    if "min_range" in values and "max_range" in values and values["min_range"] >= values["max_range"]:
+        return f"min_range ({values['min_range']}) must be below max_range ({values['max_range']})"
+    return None

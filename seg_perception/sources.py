@@ -1,0 +1,76 @@
+"""Frame sources for the demo, the camera replay and offline segmentation. ROS-free.
+
+Each source yields (name, RGB uint8 image). `samples` are real photos bundled with
+scikit-image (no download): they give the demo and the tests people to find.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
+SAMPLE_NAMES = ("astronaut", "camera", "coffee", "chelsea", "rocket")
+"""astronaut: a person (color); camera: the cameraman (grayscale); the rest: no person."""
+
+
+def sample_photo(name: str) -> np.ndarray:
+    import skimage.data  # only needed for the bundled sample photos
+
+    image = getattr(skimage.data, name)()
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    return np.ascontiguousarray(image[..., :3])
+
+
+def read_image(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"cannot read image '{path}'")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def frames(source: str) -> Iterator[tuple[str, np.ndarray]]:
+    """'samples', a directory of images, one image file, or a video file."""
+    if source == "samples":
+        for name in SAMPLE_NAMES:
+            yield name, sample_photo(name)
+        return
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in '{path}'")
+        for file in files:
+            yield file.stem, read_image(file)
+        return
+    if not path.exists():
+        raise ValueError(f"source '{source}' does not exist (expected 'samples', a folder, an image or a video)")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        yield path.stem, read_image(path)
+        return
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        capture = cv2.VideoCapture(str(path))
+        if not capture.isOpened():
+            raise ValueError(f"cannot open video '{path}'")
+        index = 0
+        try:
+            while True:
+                ok, bgr = capture.read()
+                if not ok:
+                    break
+                yield f"{path.stem}_{index:06d}", cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                index += 1
+        finally:
+            capture.release()
+        return
+    raise ValueError(f"'{source}': unknown file type {path.suffix!r}")
+
+
+def pinhole_k(width: int, height: int, horizontal_fov_deg: float = 69.0) -> list[float]:
+    """A plausible camera matrix for sources that come without calibration."""
+    fx = (width / 2.0) / np.tan(np.radians(horizontal_fov_deg) / 2.0)
+    return [float(fx), 0.0, (width - 1) / 2.0, 0.0, float(fx), (height - 1) / 2.0, 0.0, 0.0, 1.0]

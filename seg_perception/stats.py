@@ -1,0 +1,147 @@
+"""Runtime statistics and the diagnostics verdict, without ROS.
+
+The node feeds events in from its threads; the diagnostics timer takes a snapshot and turns
+it into (level, message, key/values). Keeping this ROS-free lets tests check levels and
+values with a fake clock.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+OK, WARN, ERROR = 0, 1, 2
+
+
+class RateWindow:
+    """Events per second over the last `window` seconds."""
+
+    def __init__(self, window: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self.clock = clock
+        self._times: deque[float] = deque()
+
+    def tick(self) -> None:
+        self._times.append(self.clock())
+
+    def rate(self) -> float:
+        now = self.clock()
+        while self._times and now - self._times[0] > self.window:
+            self._times.popleft()
+        if len(self._times) < 2:
+            return 0.0
+        span = max(now - self._times[0], self._times[-1] - self._times[0])
+        return (len(self._times) - 1) / span if span > 0 else 0.0
+
+    @property
+    def last(self) -> float | None:
+        return self._times[-1] if self._times else None
+
+
+@dataclass
+class Snapshot:
+    input_rate: float
+    output_rate: float
+    inference_ms: float
+    pipeline_ms: float
+    latency_p50_ms: float
+    latency_max_ms: float
+    frames_in: int
+    frames_out: int
+    dropped: int
+    rejected: int
+    depth_unpaired: int
+    errors: int
+    seconds_since_input: float | None
+
+
+class NodeStats:
+    """Thread-safe counters + windows; one instance per node."""
+
+    def __init__(self, window: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._in = RateWindow(window, clock)
+        self._out = RateWindow(window, clock)
+        self._inference: deque[float] = deque(maxlen=100)
+        self._pipeline: deque[float] = deque(maxlen=100)
+        self._latency: deque[float] = deque(maxlen=100)
+        self.frames_in = self.frames_out = self.dropped = self.rejected = 0
+        self.depth_unpaired = self.errors = 0
+
+    def frame_received(self, dropped_previous: bool) -> None:
+        with self._lock:
+            self.frames_in += 1
+            self.dropped += int(dropped_previous)
+            self._in.tick()
+
+    def frame_rejected(self) -> None:
+        with self._lock:
+            self.rejected += 1
+
+    def frame_failed(self) -> None:
+        with self._lock:
+            self.errors += 1
+
+    def depth_missing(self) -> None:
+        with self._lock:
+            self.depth_unpaired += 1
+
+    def frame_done(self, inference_ms: float, pipeline_ms: float, latency_ms: float | None) -> None:
+        with self._lock:
+            self.frames_out += 1
+            self._out.tick()
+            self._inference.append(inference_ms)
+            self._pipeline.append(pipeline_ms)
+            if latency_ms is not None:
+                self._latency.append(latency_ms)
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            lat = np.asarray(self._latency, np.float64)
+            last_in = self._in.last
+            return Snapshot(
+                input_rate=self._in.rate(), output_rate=self._out.rate(),
+                inference_ms=float(np.mean(self._inference)) if self._inference else 0.0,
+                pipeline_ms=float(np.mean(self._pipeline)) if self._pipeline else 0.0,
+                latency_p50_ms=float(np.median(lat)) if lat.size else 0.0,
+                latency_max_ms=float(lat.max()) if lat.size else 0.0,
+                frames_in=self.frames_in, frames_out=self.frames_out, dropped=self.dropped,
+                rejected=self.rejected, depth_unpaired=self.depth_unpaired, errors=self.errors,
+                seconds_since_input=None if last_in is None else self.clock() - last_in)
+
+
+def verdict(snap: Snapshot, input_timeout: float, max_latency: float, last_error: str = "") -> tuple[int, str]:
+    """Diagnostic level and one-line message for a snapshot."""
+    if snap.errors and last_error and snap.frames_out == 0:
+        return ERROR, f"every frame failed: {last_error}"
+    if snap.seconds_since_input is None:
+        return WARN, "no image received yet (check the 'image' remapping and QoS)"
+    if snap.seconds_since_input > input_timeout:
+        return WARN, f"no image for {snap.seconds_since_input:.1f} s"
+    if snap.latency_p50_ms > max_latency * 1e3:
+        return WARN, f"latency {snap.latency_p50_ms:.0f} ms above max_latency {max_latency * 1e3:.0f} ms"
+    return OK, f"segmenting at {snap.output_rate:.1f} Hz"
+
+
+def key_values(snap: Snapshot, device: str, model: str) -> list[tuple[str, str]]:
+    return [
+        ("input_rate_hz", f"{snap.input_rate:.2f}"),
+        ("output_rate_hz", f"{snap.output_rate:.2f}"),
+        ("inference_ms", f"{snap.inference_ms:.2f}"),
+        ("pipeline_ms", f"{snap.pipeline_ms:.2f}"),
+        ("latency_p50_ms", f"{snap.latency_p50_ms:.2f}"),
+        ("latency_max_ms", f"{snap.latency_max_ms:.2f}"),
+        ("frames_in", str(snap.frames_in)),
+        ("frames_out", str(snap.frames_out)),
+        ("dropped_frames", str(snap.dropped)),
+        ("rejected_inputs", str(snap.rejected)),
+        ("depth_unpaired", str(snap.depth_unpaired)),
+        ("errors", str(snap.errors)),
+        ("device", device),
+        ("model", model),
+    ]
