@@ -1,0 +1,192 @@
+"""One entry point from a `model` parameter to a ready Runtime: builtin name or model file,
+its description, the device, and a warm-up pass that checks the output matches the description.
+
+The check runs once at load: a model whose output disagrees with its description would
+otherwise produce plausible-looking but wrong masks, or fail on the first frame at run time.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from .base import ModelLoadError, ModelSpec, Runtime, resolve_device
+from .builtin import BUILTIN_MODELS, canonical_builtin, check_fp16, load_builtin
+from .description import find_description, load_description
+
+TORCHSCRIPT_SUFFIXES: tuple[str, ...] = (".pt", ".ts", ".torchscript")
+ONNX_SUFFIXES: tuple[str, ...] = (".onnx",)
+# Probabilities computed in fp16 or by a quantized graph are only close to [0, 1] and to sum 1.
+_PROBABILITY_TOLERANCE = 1e-2
+
+
+def load_model(model: str, device: str | torch.device = "auto", fp16: bool = False,
+               description: str | None = None, validate: bool = True) -> Runtime:
+    """`model`: a builtin name (BUILTIN_MODELS) or a .pt/.ts/.torchscript/.onnx file with a
+    description beside it (or at `description`). Raises ModelLoadError or DeviceError."""
+    target = resolve_device(str(device))
+    name = model.strip()
+    if not name:
+        raise ModelLoadError(model, f"no model given; use a builtin ({', '.join(BUILTIN_MODELS)}) or a "
+                                    "model file path")
+    if description is not None and not description.strip():
+        description = None
+
+    runtime: Runtime
+    if canonical_builtin(name) is not None:
+        if description is not None:
+            raise ModelLoadError(name, "builtin models carry their own description; `description` "
+                                       "is only for model files")
+        runtime = load_builtin(name, target, fp16)
+        source = name
+    else:
+        path = _model_file(name)
+        source = str(path)
+        check_fp16(fp16, target, source)
+        description_path = find_description(path, description)
+        if description_path is None:
+            raise ModelLoadError(source, f"no model description found: write {path.name}.yaml or "
+                                         f"{path.stem}.yaml beside it, or pass its path as `description` "
+                                         "(format: docs/models.md)")
+        spec = load_description(description_path)
+        if path.suffix.lower() in ONNX_SUFFIXES:
+            try:
+                from .onnx import OnnxRuntime
+            except ImportError as exc:
+                raise ModelLoadError(source, f"ONNX models need onnxruntime, which cannot be imported "
+                                             f"({exc})") from exc
+            runtime = OnnxRuntime(path, spec, target, fp16=fp16)
+        else:
+            from .torchscript import TorchScriptRuntime
+            runtime = TorchScriptRuntime(path, spec, target, fp16=fp16)
+
+    if validate:
+        try:
+            validate_runtime(runtime, source)
+        except BaseException:
+            runtime.close()
+            raise
+    return runtime
+
+
+def validate_runtime(runtime: Runtime, source: str) -> None:
+    """One forward on zeros of the spec's input size; its output must match the description."""
+    spec = runtime.spec
+    batch = torch.zeros(1, 3, spec.input_height, spec.input_width, device=runtime.device, dtype=runtime.dtype)
+    try:
+        output = runtime(batch)
+    except Exception as exc:  # noqa: BLE001 - any failure of the forward is a load failure
+        raise ModelLoadError(source, f"the test forward pass on a 1x3x{spec.input_height}x{spec.input_width} "
+                                     f"input failed: {_first_line(exc)}") from exc
+    check_output(output, spec, source)
+
+
+def check_output(output: torch.Tensor, spec: ModelSpec, source: str) -> None:
+    """Raise ModelLoadError when a batch-of-one output contradicts the description."""
+    if not isinstance(output, torch.Tensor):
+        raise ModelLoadError(source, f"the model returned {type(output).__name__}, not a tensor")
+    shape = tuple(output.shape)
+    n_classes = len(spec.classes)
+    if spec.output == "labels":
+        if not (output.ndim == 3 or (output.ndim == 4 and shape[1] == 1)):
+            raise ModelLoadError(source, f"output has shape {list(shape)} but the description says "
+                                         "'labels', which is (N, 1, h, w) or (N, h, w) class ids")
+        if output.dtype == torch.bool or output.dtype.is_floating_point or output.dtype.is_complex:
+            raise ModelLoadError(source, f"output has dtype {output.dtype} but the description says "
+                                         "'labels', which are integer class ids; use 'logits' or "
+                                         "'probabilities' for score maps")
+    else:
+        expected = spec.expected_channels()
+        if output.ndim != 4:
+            raise ModelLoadError(source, f"output has shape {list(shape)}; a '{spec.output}' output is "
+                                         "4-D (N, C, h, w)")
+        if shape[1] != expected:
+            if spec.output in ("logits", "probabilities"):
+                what = f"the description lists {n_classes} classes"
+                if n_classes != expected:
+                    what += f" with ids up to {expected - 1}, so {expected} channels"
+            else:
+                what = f"a '{spec.output}' output has 1 channel"
+            raise ModelLoadError(source, f"output has {shape[1]} channels but {what}")
+        if not output.dtype.is_floating_point:
+            raise ModelLoadError(source, f"output has dtype {output.dtype} but the description says "
+                                         f"'{spec.output}', a float score map; use 'labels' for class ids")
+    if shape[0] != 1:
+        raise ModelLoadError(source, f"output has batch size {shape[0]} for an input of batch size 1")
+    height, width = shape[-2], shape[-1]
+    if not (0 < height <= spec.input_height and 0 < width <= spec.input_width):
+        raise ModelLoadError(source, f"output is {width}x{height} (width x height) for a "
+                                     f"{spec.input_width}x{spec.input_height} input; it must be no larger "
+                                     "than the input (check input.width/height and the axis order)")
+
+    if spec.output == "labels":
+        low, high = int(output.min()), int(output.max())
+        if low < 0 or high > 255:
+            raise ModelLoadError(source, f"label output has values {low}..{high}; class ids must fit 0..255")
+        return
+    values = output.float()
+    if not bool(torch.isfinite(values).all()):
+        hint = " (fp16 overflow? try fp16 false)" if output.dtype == torch.float16 else ""
+        raise ModelLoadError(source, f"output contains NaN or infinite values{hint}")
+    if spec.output in ("probabilities", "sigmoid"):
+        low, high = float(values.min()), float(values.max())
+        if low < -_PROBABILITY_TOLERANCE or high > 1 + _PROBABILITY_TOLERANCE:
+            other = "logits" if spec.output == "probabilities" else "binary_logits"
+            raise ModelLoadError(source, f"output has values {low:.3g}..{high:.3g} but the description says "
+                                         f"'{spec.output}', which are within [0, 1]; the model probably "
+                                         f"returns '{other}'")
+    if spec.output == "probabilities":
+        sums = values.sum(dim=1)
+        worst = float((sums - 1).abs().max())
+        if worst > _PROBABILITY_TOLERANCE:
+            raise ModelLoadError(source, f"output channels sum to up to {1 + worst:.3g} instead of 1 "
+                                         "but the description says 'probabilities' (softmax taken); "
+                                         "use 'logits' for raw scores")
+
+
+def warm_up(runtime: Runtime, iterations: int = 3) -> float:
+    """Run `iterations` forwards on zeros so lazy initialisation (cuDNN autotuning, TensorRT
+    engine builds, allocator growth) happens before the first real frame. Returns the mean
+    seconds of one forward over the iterations after the first (0.0 for fewer than 2)."""
+    spec = runtime.spec
+    batch = torch.zeros(1, 3, spec.input_height, spec.input_width, device=runtime.device, dtype=runtime.dtype)
+    times: list[float] = []
+    for _ in range(max(iterations, 0)):
+        start = time.perf_counter()
+        runtime(batch)
+        if runtime.device.type == "cuda":
+            # Kernels are asynchronous: without this the time is the launch, not the forward.
+            torch.cuda.synchronize(runtime.device)
+        times.append(time.perf_counter() - start)
+    timed = times[1:]
+    return sum(timed) / len(timed) if timed else 0.0
+
+
+def _model_file(name: str) -> Path:
+    path = Path(name).expanduser()
+    source = str(path)
+    suffix = path.suffix.lower()
+    if suffix not in TORCHSCRIPT_SUFFIXES + ONNX_SUFFIXES:
+        if not suffix and not path.exists():
+            raise ModelLoadError(name, f"not a builtin model ({', '.join(BUILTIN_MODELS)}) and not a model "
+                                       "file (.pt, .ts, .torchscript or .onnx)")
+        hint = " (a .pth is usually a weights checkpoint: export TorchScript or ONNX)" if suffix == ".pth" else ""
+        raise ModelLoadError(source, f"unsupported model file type '{suffix or path.name}'; use TorchScript "
+                                     f"(.pt, .ts, .torchscript) or ONNX (.onnx){hint}")
+    if not path.exists():
+        raise ModelLoadError(source, "model file not found")
+    if not path.is_file():
+        raise ModelLoadError(source, "model path is not a regular file")
+    if not os.access(path, os.R_OK):
+        raise ModelLoadError(source, "model file is not readable (check its permissions)")
+    if path.stat().st_size == 0:
+        raise ModelLoadError(source, "model file is empty (an interrupted copy or export?)")
+    return path
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
