@@ -37,10 +37,12 @@ def _param_text(value: Any) -> str:
 
 def node_command(params: Mapping[str, Any] | None = None, remaps: Mapping[str, str] | None = None,
                  name: str | None = None, params_file: str | None = None, log_level: str | None = None,
-                 executable: str = "segmentation_node") -> list[str]:
+                 executable: str = "segmentation_node", namespace: str | None = None) -> list[str]:
     cmd = [installed_executable(executable), "--ros-args"]
     if name:
         cmd += ["-r", f"__node:={name}"]
+    if namespace:
+        cmd += ["-r", f"__ns:={namespace}"]
     if params_file:
         cmd += ["--params-file", params_file]
     for key, value in (params or {}).items():

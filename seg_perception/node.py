@@ -93,6 +93,7 @@ class SegmentationNode(LifecycleNode):
         self._pubs: dict[str, Any] = {}
         self._qos_warned: set[str] = set()
         self._last_error = ""
+        self._throttle = stats.ReasonThrottle(THROTTLE_S)
         self._options = self._read_options()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.add_post_set_parameters_callback(self._after_set_parameters)
@@ -331,13 +332,15 @@ class SegmentationNode(LifecycleNode):
                 self._process(frame)
             except ImageFormatError as exc:
                 self.stats.frame_rejected()
-                self.get_logger().error(f"rejected frame on {self.resolve_topic_name(self._image_topic())}: "
-                                        f"{exc}", throttle_duration_sec=THROTTLE_S)
+                self._report(f"rejected frame on {self.resolve_topic_name(self._image_topic())}: {exc}")
             except Exception as exc:  # a bad frame must never kill the worker
                 self.stats.frame_failed()
                 self._last_error = f"{type(exc).__name__}: {exc}"
-                self.get_logger().error(f"segmentation failed: {self._last_error}",
-                                        throttle_duration_sec=THROTTLE_S)
+                self._report(f"segmentation failed: {self._last_error}")
+
+    def _report(self, text: str) -> None:
+        if self._throttle.should_report(text):
+            self.get_logger().error(text)
 
     def _process(self, frame: Frame) -> None:
         msg = frame.msg
@@ -385,8 +388,7 @@ class SegmentationNode(LifecycleNode):
             return
         info = self._depth_info or self._camera_info
         if info is None:
-            self.get_logger().warn("depth arrived but neither depth/camera_info nor camera_info did: "
-                                   "cannot project", throttle_duration_sec=THROTTLE_S)
+            self._report("depth arrived but neither depth/camera_info nor camera_info did: cannot project")
             return
         depth = depth_to_meters(depth_msg)
         h, w = labels.shape
@@ -435,7 +437,8 @@ class SegmentationNode(LifecycleNode):
                                            self._last_error)
             status.level = bytes([level])
             status.message = message
-        model = self._pipeline.spec.name if self._pipeline is not None else self._param("model")
+        model = (self._class_map.model_name or self._pipeline.spec.name) if self._pipeline is not None \
+            and self._class_map is not None else self._param("model")
         status.values = [KeyValue(key=k, value=v) for k, v in stats.key_values(snap, self._device_text, model)]
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()

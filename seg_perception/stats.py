@@ -57,6 +57,8 @@ class Snapshot:
     depth_unpaired: int
     errors: int
     seconds_since_input: float | None
+    errors_since_output: int = 0
+    """Frames failed since the last frame that was segmented (0 when the last one worked)."""
 
 
 class NodeStats:
@@ -72,6 +74,7 @@ class NodeStats:
         self._latency: deque[float] = deque(maxlen=100)
         self.frames_in = self.frames_out = self.dropped = self.rejected = 0
         self.depth_unpaired = self.errors = 0
+        self._errors_since_output = 0
 
     def frame_received(self, dropped_previous: bool) -> None:
         with self._lock:
@@ -86,6 +89,7 @@ class NodeStats:
     def frame_failed(self) -> None:
         with self._lock:
             self.errors += 1
+            self._errors_since_output += 1
 
     def depth_missing(self) -> None:
         with self._lock:
@@ -94,6 +98,7 @@ class NodeStats:
     def frame_done(self, inference_ms: float, pipeline_ms: float, latency_ms: float | None) -> None:
         with self._lock:
             self.frames_out += 1
+            self._errors_since_output = 0
             self._out.tick()
             self._inference.append(inference_ms)
             self._pipeline.append(pipeline_ms)
@@ -112,13 +117,18 @@ class NodeStats:
                 latency_max_ms=float(lat.max()) if lat.size else 0.0,
                 frames_in=self.frames_in, frames_out=self.frames_out, dropped=self.dropped,
                 rejected=self.rejected, depth_unpaired=self.depth_unpaired, errors=self.errors,
-                seconds_since_input=None if last_in is None else self.clock() - last_in)
+                seconds_since_input=None if last_in is None else self.clock() - last_in,
+                errors_since_output=self._errors_since_output)
 
 
 def verdict(snap: Snapshot, input_timeout: float, max_latency: float, last_error: str = "") -> tuple[int, str]:
     """Diagnostic level and one-line message for a snapshot."""
     if snap.errors and last_error and snap.frames_out == 0:
         return ERROR, f"every frame failed: {last_error}"
+    # Worked before, fails now: with no output left in the rate window this is not an
+    # occasional bad frame, and "segmenting at 0.0 Hz" must not be reported as OK.
+    if snap.errors_since_output and last_error and snap.output_rate == 0.0:
+        return ERROR, f"the last {snap.errors_since_output} frames failed: {last_error}"
     if snap.seconds_since_input is None:
         return WARN, "no image received yet (check the 'image' remapping and QoS)"
     if snap.seconds_since_input > input_timeout:
@@ -145,3 +155,30 @@ def key_values(snap: Snapshot, device: str, model: str) -> list[tuple[str, str]]
         ("device", device),
         ("model", model),
     ]
+
+
+class ReasonThrottle:
+    """Report each distinct problem at once, then at most every `period` seconds.
+
+    A per-call-site throttle (rclpy's) would hide a second, different problem behind the
+    first one for the whole period; a camera that keeps sending one bad frame type must
+    still not flood the log.
+    """
+
+    def __init__(self, period: float, clock: Callable[[], float] = time.monotonic, max_keys: int = 64) -> None:
+        self.period = period
+        self.clock = clock
+        self.max_keys = max_keys
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def should_report(self, reason: str) -> bool:
+        now = self.clock()
+        with self._lock:
+            last = self._last.get(reason)
+            if last is not None and now - last < self.period:
+                return False
+            if len(self._last) >= self.max_keys:
+                self._last.pop(next(iter(self._last)))
+            self._last[reason] = now
+            return True
