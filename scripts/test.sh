@@ -13,4 +13,8 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 101 ))}
 # importlib mode + the pytest script (not `python -m`): the source tree is not put on sys.path,
 # so `import seg_perception` is the installed package, with its generated msg/ beside our modules.
-exec "$root/.venv/bin/pytest" --import-mode=importlib -p no:cacheprovider -q "$@" test
+targets=(test)
+for arg in "$@"; do
+  case "$arg" in test/*|test) targets=() ;; esac
+done
+exec "$root/.venv/bin/pytest" --import-mode=importlib -p no:cacheprovider -q "$@" "${targets[@]}"

@@ -110,6 +110,23 @@ class Session:
                           TIMEOUT, f"{topics} for stamp {stamp.sec}")
         return {t: self.out.with_stamp(self.topic(t), stamp)[1] for t in topics}
 
+    def send_with_camera_info(self, msg: Image, info: CameraInfo, topics: tuple[str, ...]) -> dict[str, Any]:
+        """Publish camera_info + image (same header) until the outputs and camera_info of one stamp arrive."""
+        wanted = (*topics, "camera_info")
+        for attempt in range(20):
+            msg.header.stamp = Time(sec=msg.header.stamp.sec + 1, nanosec=msg.header.stamp.nanosec)
+            info.header = msg.header
+            self.info_pub.publish(info)
+            self.image_pub.publish(msg)
+            stamp = msg.header.stamp
+            try:
+                self.out.wait_for(lambda m: all(any(x.header.stamp == stamp for _, x in m[self.topic(t)])
+                                                for t in wanted), 2.0, "outputs with camera_info")
+            except TimeoutError:
+                continue
+            return {t: self.out.with_stamp(self.topic(t), stamp)[1] for t in wanted}
+        pytest.fail("segmentation/camera_info never published with the image's stamp")
+
     def close(self) -> None:
         self.ros.destroy_publisher(self.image_pub)
         self.ros.destroy_publisher(self.info_pub)
@@ -177,16 +194,8 @@ def test_every_output_copies_header_with_right_size_and_encoding(session: Any) -
                       k=[200.0, 0.0, 159.5, 0.0, 200.0, 119.5, 0.0, 0.0, 1.0],
                       p=[200.0, 0.0, 159.5, 0.0, 0.0, 200.0, 119.5, 0.0, 0.0, 0.0, 1.0, 0.0])
     s.info_pub.publish(info)
-    # camera_info is optional and may reach the node after the image: retry until it is used.
-    got = None
-    for attempt in range(20):
-        msg.header.stamp = Time(sec=1234 + attempt, nanosec=567)
-        got = s.send_and_wait(msg, ("mask", "confidence", "color_mask", "overlay"))
-        if s.out.with_stamp(s.topic("camera_info"), msg.header.stamp):
-            break
-        s.info_pub.publish(info)
-    else:
-        pytest.fail("segmentation/camera_info never published")
+    # camera_info is optional and may reach the node after the image: resend until it is used.
+    got = s.send_with_camera_info(msg, info, ("mask", "confidence", "color_mask", "overlay"))
     for name, out in got.items():
         assert out.header.stamp == msg.header.stamp, name
         assert out.header.frame_id == "head_camera_optical", name
@@ -197,7 +206,7 @@ def test_every_output_copies_header_with_right_size_and_encoding(session: Any) -
     assert got["overlay"].encoding == "rgb8"
     labels = np.frombuffer(got["mask"].data, np.uint8).reshape(240, 320)
     assert 0.2 < (labels == 1).mean() < 0.8, "the astronaut should be segmented as a person"
-    cam = s.out.with_stamp(s.topic("camera_info"), msg.header.stamp)[1]
+    cam = got["camera_info"]
     assert cam.header.frame_id == "head_camera_optical" and (cam.width, cam.height) == (320, 240)
     assert list(cam.k) == list(info.k)
 
@@ -208,19 +217,11 @@ def test_explicit_output_size_scales_outputs_and_camera_info(session: Any) -> No
     info = CameraInfo(width=320, height=240, k=[200.0, 0.0, 159.5, 0.0, 200.0, 119.5, 0.0, 0.0, 1.0],
                       p=[200.0, 0.0, 159.5, 0.0, 0.0, 200.0, 119.5, 0.0, 0.0, 0.0, 1.0, 0.0])
     msg = image_msg(photo(320, 240), 50)
-    for attempt in range(20):
-        msg.header.stamp = Time(sec=50 + attempt)
-        info.header = msg.header
-        s.info_pub.publish(info)
-        got = s.send_and_wait(msg, ("mask",))
-        cam = s.out.with_stamp(s.topic("camera_info"), msg.header.stamp)
-        if cam:
-            break
-    else:
-        pytest.fail("segmentation/camera_info never published")
+    got = s.send_with_camera_info(msg, info, ("mask",))
+    cam = got["camera_info"]
     assert (got["mask"].width, got["mask"].height, got["mask"].step) == (160, 120, 160)
-    k = list(cam[1].k)
-    assert (cam[1].width, cam[1].height) == (160, 120)
+    k = list(cam.k)
+    assert (cam.width, cam.height) == (160, 120)
     assert k[0] == pytest.approx(100.0) and k[2] == pytest.approx((159.5 + 0.5) * 0.5 - 0.5)
 
 
