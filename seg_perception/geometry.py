@@ -77,7 +77,7 @@ def parse_output_size(text: str) -> str | tuple[int, int]:
     if value in ("input", "network"):
         return value
     parts = value.split("x")
-    if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+    if len(parts) == 2 and all(p.strip().isdecimal() for p in parts):  # not isdigit(): "²" passes it
         w, h = int(parts[0]), int(parts[1])
         if w > 0 and h > 0:
             return (w, h)

@@ -6,6 +6,7 @@ come from one source.
 """
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -111,7 +112,11 @@ class ClassMap:
                 raise ClassMapError(f"class '{entry['name']}': unknown keys {sorted(unknown)}")
             class_id = int(entry.get("id", index))
             color = _color_tuple(entry["color"]) if "color" in entry else default_color(class_id)
-            infos.append(ClassInfo(class_id, str(entry["name"]), color, bool(entry.get("obstacle", False))))
+            obstacle = entry.get("obstacle", False)
+            if not isinstance(obstacle, (bool, np.bool_)):
+                # bool("false") is True: a quoted YAML value would silently mark an obstacle.
+                raise ClassMapError(f"class '{entry['name']}': obstacle must be true or false, got {obstacle!r}")
+            infos.append(ClassInfo(class_id, str(entry["name"]), color, bool(obstacle)))
         return cls(tuple(infos), model_name)
 
     def with_obstacles(self, names: Iterable[str]) -> ClassMap:
@@ -168,8 +173,11 @@ class ClassMap:
 
 
 def _color_tuple(value: Sequence[int]) -> tuple[int, int, int]:
-    if len(value) != 3:
-        raise ClassMapError(f"a color is 3 values [r, g, b], got {list(value)}")
+    # A string has a length too: "255" would otherwise become (2, 5, 5).
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 3:
+        raise ClassMapError(f"a color is 3 values [r, g, b], got {value!r}")
+    if not all(isinstance(c, numbers.Integral) and not isinstance(c, bool) for c in value):
+        raise ClassMapError(f"color values must be integers 0..255, got {list(value)}")
     color = (int(value[0]), int(value[1]), int(value[2]))
     if not all(0 <= c <= 255 for c in color):
         raise ClassMapError(f"color values must be 0..255, got {list(value)}")
