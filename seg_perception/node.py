@@ -169,7 +169,7 @@ class SegmentationNode(LifecycleNode):
             self._last_error = str(exc)
             self.get_logger().fatal(str(exc))
             return TransitionCallbackReturn.FAILURE
-        self._pipeline = SegmentationPipeline(runtime)
+        self._pipeline = SegmentationPipeline(runtime, reuse_buffers=True)
         class_map = runtime.spec.classes
         obstacles = self._obstacle_override()
         if obstacles is None:

@@ -51,8 +51,13 @@ class SegmentationResult:
 
 
 class SegmentationPipeline:
-    def __init__(self, runtime: Runtime, backend: str = "auto") -> None:
+    """`reuse_buffers=True` writes full-size results into arrays reused across calls (the node
+    copies them into messages at once): at 1080p this saves more time than colorizing takes.
+    The arrays of a result are then only valid until the next call."""
+
+    def __init__(self, runtime: Runtime, backend: str = "auto", reuse_buffers: bool = False) -> None:
         self.runtime = runtime
+        self._buffers: dict[str, np.ndarray] | None = {} if reuse_buffers else None
         self.device = runtime.device
         if backend == "auto":
             backend = "torch" if self.device.type == "cuda" else "numpy"
@@ -107,7 +112,8 @@ class SegmentationPipeline:
             t2 = time.perf_counter()
             maps = network_maps(raw, self.spec)
             if self.backend == "numpy":
-                labels, confidence = finish_numpy(maps, place, out_w, out_h, opts.confidence_threshold)
+                labels, confidence = finish_numpy(maps, place, out_w, out_h, opts.confidence_threshold,
+                                                  self._buffers)
                 t3 = time.perf_counter()
                 color, over = self._paint_numpy(rgb, labels, out_w, out_h, opts)
             else:
@@ -125,13 +131,24 @@ class SegmentationPipeline:
                      opts: SegmentationOptions) -> tuple[np.ndarray | None, np.ndarray | None]:
         if not (opts.want_color or opts.want_overlay):
             return None, None
-        color = colorize_mod.colorize(labels, self._palette)
+        color = colorize_mod.colorize(labels, self._palette, self._buf("color", out_h, out_w, 3),
+                                      self._buf("scratch3", out_h, out_w, 3))
         over = None
         if opts.want_overlay:
             base = rgb if rgb.shape[:2] == (out_h, out_w) else cv2.resize(
-                rgb, (out_w, out_h), interpolation=cv2.INTER_AREA)
-            over = colorize_mod.overlay(base, color, labels, self._palette, opts.overlay_alpha)
+                rgb, (out_w, out_h), dst=self._buf("base", out_h, out_w, 3), interpolation=cv2.INTER_AREA)
+            over = colorize_mod.overlay(base, color, labels, self._palette, opts.overlay_alpha,
+                                        self._buf("overlay", out_h, out_w, 3), self._buf("scratch3", out_h, out_w, 3),
+                                        self._buf("drawn", out_h, out_w))
         return (color if opts.want_color else None), over
+
+    def _buf(self, name: str, *shape: int) -> np.ndarray | None:
+        if self._buffers is None:
+            return None
+        array = self._buffers.get(name)
+        if array is None or array.shape != shape:
+            array = self._buffers[name] = np.empty(shape, np.uint8)
+        return array
 
     def _paint_torch(self, labels: torch.Tensor, out_w: int, out_h: int,
                      opts: SegmentationOptions) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -58,33 +58,54 @@ def _threshold_u8(confidence_threshold: float) -> int:
 
 
 def finish_numpy(maps: NetworkMaps, place: Placement, out_w: int, out_h: int,
-                 confidence_threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """CPU: resample uint8 maps to (out_w, out_h) with OpenCV; returns (labels, confidence)."""
+                 confidence_threshold: float, buffers: dict[str, np.ndarray] | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """CPU: resample uint8 maps to (out_w, out_h) with OpenCV; returns (labels, confidence).
+
+    With `buffers` (a dict kept by the caller across frames), the full-size maps are written
+    into arrays reused from it instead of fresh allocations.
+    """
     keep = _threshold_u8(confidence_threshold)
+
+    def buf(name: str) -> np.ndarray | None:
+        if buffers is None:
+            return None
+        array = buffers.get(name)
+        if array is None or array.shape != (out_h, out_w):
+            array = buffers[name] = np.empty((out_h, out_w), np.uint8)
+        return array
+
     if maps.kind == "binary":
         assert maps.probability is not None
-        prob = _resample(maps.probability.cpu().numpy(), place, out_w, out_h, cv2.INTER_LINEAR)
-        labels = (prob >= 128).view(np.uint8)  # p > 0.5 <=> round(255 p) >= 128
-        confidence = np.maximum(prob, 255 - prob)
+        prob = _resample(maps.probability.cpu().numpy(), place, out_w, out_h, cv2.INTER_LINEAR, buf("prob"))
+        # p > 0.5 <=> round(255 p) >= 128; confidence max(p, 1 - p), where 255 - p is bitwise not.
+        _, labels = cv2.threshold(prob, 127, 1, cv2.THRESH_BINARY, dst=buf("labels"))
+        confidence = cv2.max(prob, cv2.bitwise_not(prob, dst=buf("scratch")), dst=buf("confidence"))
     else:
         assert maps.labels is not None and maps.confidence is not None
-        labels = _resample(maps.labels.cpu().numpy(), place, out_w, out_h, cv2.INTER_NEAREST)
-        confidence = _resample(maps.confidence.cpu().numpy(), place, out_w, out_h, cv2.INTER_NEAREST)
+        labels = _resample(maps.labels.cpu().numpy(), place, out_w, out_h, cv2.INTER_NEAREST, buf("labels"))
+        confidence = _resample(maps.confidence.cpu().numpy(), place, out_w, out_h, cv2.INTER_NEAREST,
+                               buf("confidence"))
     if keep > 0:
-        labels = np.where(confidence < keep, np.uint8(UNLABELED), labels)
+        labels = np.ascontiguousarray(labels)
+        labels[confidence < keep] = UNLABELED
     return np.ascontiguousarray(labels), np.ascontiguousarray(confidence)
 
 
-def _resample(grid: np.ndarray, place: Placement, out_w: int, out_h: int, interp: int) -> np.ndarray:
+def _resample(grid: np.ndarray, place: Placement, out_w: int, out_h: int, interp: int,
+              out: np.ndarray | None = None) -> np.ndarray:
     grid_h, grid_w = grid.shape
     if place.is_identity_box:
         if (grid_w, grid_h) == (out_w, out_h):
-            return grid
+            if out is None:
+                return grid
+            np.copyto(out, grid)
+            return out
         if interp == cv2.INTER_NEAREST:
             interp = cv2.INTER_NEAREST_EXACT  # pixel-center aligned, like the letterbox path
-        return cv2.resize(grid, (out_w, out_h), interpolation=interp)
+        return cv2.resize(grid, (out_w, out_h), dst=out, interpolation=interp)
     affine = place.output_to_grid(out_w, out_h, grid_w, grid_h)
-    return cv2.warpAffine(grid, affine, (out_w, out_h), flags=interp | cv2.WARP_INVERSE_MAP,
+    return cv2.warpAffine(grid, affine, (out_w, out_h), dst=out, flags=interp | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)
 
 

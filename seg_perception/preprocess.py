@@ -79,13 +79,13 @@ class TorchPreprocessor:
         """The last uploaded frame, (H, W, 3) uint8 RGB on the device."""
 
     def upload(self, rgb: np.ndarray) -> torch.Tensor:
-        src = torch.from_numpy(np.ascontiguousarray(rgb))
         if self.device.type != "cuda":
-            self.frame = src
-            return src
-        if self._staging is None or self._staging.shape != src.shape:
-            self._staging = torch.empty(src.shape, dtype=torch.uint8, pin_memory=True)
-        self._staging.copy_(src)
+            # torch refuses to wrap read-only memory (a zero-copy view of a message) without a warning
+            self.frame = torch.from_numpy(rgb if rgb.flags.writeable and rgb.flags.c_contiguous else np.array(rgb))
+            return self.frame
+        if self._staging is None or tuple(self._staging.shape) != rgb.shape:
+            self._staging = torch.empty(rgb.shape, dtype=torch.uint8, pin_memory=True)
+        np.copyto(self._staging.numpy(), rgb)  # one host copy into pinned memory, then async upload
         self.frame = self._staging.to(self.device, non_blocking=True)
         return self.frame
 

@@ -347,3 +347,21 @@ def test_selfie_numpy_and_torch_agree_at_other_sizes(selfie: object, astronaut: 
     b = SegmentationPipeline(selfie, "torch")(astronaut, options)  # type: ignore[arg-type]
     assert a.size == b.size == (size if isinstance(size, tuple) else (256, 256))
     assert (a.labels == b.labels).mean() >= 0.995
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.9])
+def test_reused_buffers_give_the_same_results_across_sizes(selfie: object, astronaut: np.ndarray,
+                                                          threshold: float) -> None:
+    fresh = SegmentationPipeline(selfie, backend="numpy")  # type: ignore[arg-type]
+    reused = SegmentationPipeline(selfie, backend="numpy", reuse_buffers=True)  # type: ignore[arg-type]
+    for size in ["input", (320, 240), "input", (640, 360)]:
+        opts = SegmentationOptions(output_size=size, want_color=True, want_overlay=True,
+                                   confidence_threshold=threshold)
+        a, b = fresh(astronaut, opts), reused(astronaut, opts)
+        for name in ("labels", "confidence", "color", "overlay"):
+            assert np.array_equal(getattr(a, name), getattr(b, name)), (name, size)
+    # The reused arrays are overwritten by the next call; fresh results are independent.
+    first = reused(astronaut, SegmentationOptions(want_color=True)).color
+    kept = first.copy()
+    reused(np.zeros_like(astronaut), SegmentationOptions(want_color=True))
+    assert not np.array_equal(first, kept) or not kept.any()
