@@ -14,6 +14,8 @@ from typing import Any, Callable, NamedTuple, Sequence
 import cv2
 import numpy as np
 
+from .projection import check_points_labels
+
 __all__ = [
     "FLOAT32",
     "FLOAT64",
@@ -136,14 +138,7 @@ def labelled_cloud_array(
     points_hw3: np.ndarray, labels_hw: np.ndarray, palette_lut: np.ndarray
 ) -> np.ndarray:
     """(H, W) array of :data:`LABELLED_DTYPE`: xyz, the palette color of each label, the label."""
-    if points_hw3.ndim != 3 or points_hw3.shape[2] != 3:
-        raise ValueError(f"points must be HxWx3, got shape {points_hw3.shape}")
-    if labels_hw.shape != points_hw3.shape[:2]:
-        raise ValueError(
-            f"labels shape {labels_hw.shape} does not match points {points_hw3.shape[:2]}"
-        )
-    if labels_hw.dtype != np.uint8:
-        raise TypeError(f"labels must be uint8 class ids, got {labels_hw.dtype}")
+    check_points_labels(points_hw3, labels_hw)
     height, width = labels_hw.shape
     if labels_hw.size == 0:
         return np.empty((height, width), dtype=LABELLED_DTYPE)

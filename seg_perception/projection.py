@@ -274,6 +274,18 @@ def _finite_voxel_centroids(pts: np.ndarray, voxel_size: float) -> np.ndarray:
     return centroids
 
 
+def check_points_labels(points_hw3: np.ndarray, labels_hw: np.ndarray) -> None:
+    """An organized HxWx3 cloud and the uint8 label map it belongs to, pixel for pixel."""
+    if points_hw3.ndim != 3 or points_hw3.shape[2] != 3:
+        raise ValueError(f"points must be HxWx3, got shape {points_hw3.shape}")
+    if labels_hw.shape != points_hw3.shape[:2]:
+        raise ValueError(
+            f"labels shape {labels_hw.shape} does not match points {points_hw3.shape[:2]}"
+        )
+    if labels_hw.dtype != np.uint8:
+        raise TypeError(f"labels must be uint8 class ids, got {labels_hw.dtype}")
+
+
 def obstacle_points(
     points_hw3: np.ndarray,
     labels_hw: np.ndarray,
@@ -289,14 +301,7 @@ def obstacle_points(
     of each voxel by their centroid (see :func:`voxel_centroids`). Order is row-major pixel order
     without voxels, voxel order with them.
     """
-    if points_hw3.ndim != 3 or points_hw3.shape[2] != 3:
-        raise ValueError(f"points must be HxWx3, got shape {points_hw3.shape}")
-    if labels_hw.shape != points_hw3.shape[:2]:
-        raise ValueError(
-            f"labels shape {labels_hw.shape} does not match points {points_hw3.shape[:2]}"
-        )
-    if labels_hw.dtype != np.uint8:
-        raise TypeError(f"labels must be uint8 class ids, got {labels_hw.dtype}")
+    check_points_labels(points_hw3, labels_hw)
     if obstacle_lut.shape != (256,):
         raise ValueError(f"obstacle_lut must have shape (256,), got {obstacle_lut.shape}")
     if not 0.0 <= min_range <= max_range:
