@@ -64,7 +64,7 @@ class FieldSpec(NamedTuple):
     name: str
     offset: int
     datatype: int
-    count: int = 1
+    count: int = 1  # type: ignore[assignment]  # PointField's name; shadows tuple.count
 
 
 # rgb is FLOAT32 holding the bits of uint32 0x00RRGGBB: the PCL/RViz convention, which RViz's
@@ -220,7 +220,7 @@ def fill_pointcloud2(
             # rclpy's setter takes an array.array('B') as is; any other value (bytes, ndarray)
             # is validated element by element in Python: ~340 ms for a 1080p cloud.
             fresh = array.array("B")
-            fresh.frombytes(raw)  # any C-contiguous buffer: one memcpy, no bytes object
+            fresh.frombytes(raw.data)  # any C-contiguous buffer: one memcpy, no bytes object
             msg.data = fresh
     else:
         msg.data = raw.tobytes()

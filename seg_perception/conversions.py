@@ -310,7 +310,7 @@ def _set_data(msg: Any, packed: np.ndarray) -> None:
         # A fresh rclpy message: appending into its own array skips the setter's
         # array.array(bytes) copy (~0.16 ms vs ~0.5 ms at 1080p rgb8). Assigning
         # an ndarray would go element by element (~340 ms): never do that.
-        current.frombytes(raw)
+        current.frombytes(raw.data)
     elif isinstance(current, np.ndarray):
         # rosbags messages hold uint8 arrays and serialize them as such.
         msg.data = raw.copy()

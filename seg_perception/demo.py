@@ -79,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
                 collector.wait_for(lambda m: all(any(x.header.stamp == stamp for _, x in m[t])
                                                  for t in ("segmentation/mask", "segmentation/overlay")),
                                    args.timeout, f"outputs of frame '{name}'")
-                received, mask_msg = collector.with_stamp("segmentation/mask", stamp)
-                _, overlay_msg = collector.with_stamp("segmentation/overlay", stamp)
+                mask_entry = collector.with_stamp("segmentation/mask", stamp)
+                overlay_entry = collector.with_stamp("segmentation/overlay", stamp)
+                assert mask_entry is not None and overlay_entry is not None  # waited for above
+                received, mask_msg = mask_entry
+                overlay_msg = overlay_entry[1]
                 latency = (received - sent) * 1e3
                 labels = np.frombuffer(mask_msg.data, np.uint8).reshape(mask_msg.height, mask_msg.width)
                 counts = np.bincount(labels.ravel(), minlength=256) / labels.size

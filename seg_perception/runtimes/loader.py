@@ -99,6 +99,7 @@ def check_output(output: torch.Tensor, spec: ModelSpec, source: str) -> None:
                                          "'probabilities' for score maps")
     else:
         expected = spec.expected_channels()
+        assert expected is not None  # only label outputs have no channel count
         if output.ndim != 4:
             raise ModelLoadError(source, f"output has shape {list(shape)}; a '{spec.output}' output is "
                                          "4-D (N, C, h, w)")
@@ -131,10 +132,10 @@ def check_output(output: torch.Tensor, spec: ModelSpec, source: str) -> None:
         hint = " (fp16 overflow? try fp16 false)" if output.dtype == torch.float16 else ""
         raise ModelLoadError(source, f"output contains NaN or infinite values{hint}")
     if spec.output in ("probabilities", "sigmoid"):
-        low, high = float(values.min()), float(values.max())
-        if low < -_PROBABILITY_TOLERANCE or high > 1 + _PROBABILITY_TOLERANCE:
+        lowest, highest = float(values.min()), float(values.max())
+        if lowest < -_PROBABILITY_TOLERANCE or highest > 1 + _PROBABILITY_TOLERANCE:
             other = "logits" if spec.output == "probabilities" else "binary_logits"
-            raise ModelLoadError(source, f"output has values {low:.3g}..{high:.3g} but the description says "
+            raise ModelLoadError(source, f"output has values {lowest:.3g}..{highest:.3g} but the description says "
                                          f"'{spec.output}', which are within [0, 1]; the model probably "
                                          f"returns '{other}'")
     if spec.output == "probabilities":
