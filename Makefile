@@ -9,7 +9,7 @@ test: setup
 	bash scripts/test.sh
 
 bench: setup
-	bash scripts/run.sh python -m bench.run
+	bash scripts/run.sh python bench/run.py
 
 setup:
 	bash scripts/setup.sh

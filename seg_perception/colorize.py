@@ -40,13 +40,19 @@ def overlay(image: np.ndarray, color: np.ndarray, labels: np.ndarray, palette: n
     """
     if image.shape != color.shape:
         raise ValueError(f"image {image.shape} and color mask {color.shape} differ in size")
-    blended = cv2.addWeighted(image, 1.0 - alpha, color, alpha, 0.0, dst=scratch)
     drawn = cv2.LUT(labels, drawn_lut(palette), dst=mask)
     if out is None:
         out = np.array(image, copy=True, order="C")
     else:
         np.copyto(out, image)
-    cv2.copyTo(blended, drawn, out)
+    # Blend only the rows that hold painted pixels (full-width rows stay contiguous views).
+    _, top, _, rows = cv2.boundingRect(drawn)
+    if rows == 0:
+        return out
+    band = slice(top, top + rows)
+    blended = cv2.addWeighted(image[band], 1.0 - alpha, color[band], alpha, 0.0,
+                              dst=None if scratch is None else scratch[band])
+    cv2.copyTo(blended, drawn[band], out[band])
     return out
 
 

@@ -340,6 +340,7 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 
 def write_frame(out: Path, name: str, result: SegmentationResult) -> None:
     _write_png(out / f"{name}_mask.png", result.labels)
+    assert result.confidence is not None  # asked for (want_confidence defaults to True)
     _write_png(out / f"{name}_confidence.png", result.confidence)
     if result.overlay is not None:
         _write_png(out / f"{name}_overlay.png", result.overlay)

@@ -29,6 +29,8 @@ class SegmentationOptions:
     output_size: str | tuple[int, int] = "input"
     """'input' (the frame's size), 'network' (the image's box at network resolution) or (w, h)."""
     confidence_threshold: float = 0.0
+    want_confidence: bool = True
+    """False lets a binary model skip its full-size confidence map (result.confidence is None)."""
     want_color: bool = False
     want_overlay: bool = False
     overlay_alpha: float = 0.5
@@ -38,8 +40,8 @@ class SegmentationOptions:
 class SegmentationResult:
     labels: np.ndarray
     """(H, W) uint8 class ids, 255 = unlabeled."""
-    confidence: np.ndarray
-    """(H, W) uint8, winning class probability * 255."""
+    confidence: np.ndarray | None
+    """(H, W) uint8, winning class probability * 255 (None when not wanted and not needed)."""
     color: np.ndarray | None
     overlay: np.ndarray | None
     placement: Placement
@@ -113,7 +115,7 @@ class SegmentationPipeline:
             maps = network_maps(raw, self.spec)
             if self.backend == "numpy":
                 labels, confidence = finish_numpy(maps, place, out_w, out_h, opts.confidence_threshold,
-                                                  self._buffers)
+                                                  self._buffers, opts.want_confidence)
                 t3 = time.perf_counter()
                 color, over = self._paint_numpy(rgb, labels, out_w, out_h, opts)
             else:
@@ -121,7 +123,8 @@ class SegmentationPipeline:
                 self._sync()
                 t3 = time.perf_counter()
                 color, over = self._paint_torch(labels_t, out_w, out_h, opts)
-                labels, confidence = labels_t.cpu().numpy(), conf_t.cpu().numpy()
+                labels = labels_t.cpu().numpy()
+                confidence = conf_t.cpu().numpy() if opts.want_confidence else None
         t4 = time.perf_counter()
         timings.update(preprocess=(t1 - t0) * 1e3, inference=(t2 - t1) * 1e3,
                        postprocess=(t3 - t2) * 1e3, colorize=(t4 - t3) * 1e3, total=(t4 - t0) * 1e3)

@@ -59,11 +59,12 @@ def _threshold_u8(confidence_threshold: float) -> int:
 
 def finish_numpy(maps: NetworkMaps, place: Placement, out_w: int, out_h: int,
                  confidence_threshold: float, buffers: dict[str, np.ndarray] | None = None,
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 want_confidence: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """CPU: resample uint8 maps to (out_w, out_h) with OpenCV; returns (labels, confidence).
 
     With `buffers` (a dict kept by the caller across frames), the full-size maps are written
-    into arrays reused from it instead of fresh allocations.
+    into arrays reused from it instead of fresh allocations. Without `want_confidence` (and no
+    threshold) a binary model's confidence map is not computed and None is returned for it.
     """
     keep = _threshold_u8(confidence_threshold)
 
@@ -80,6 +81,8 @@ def finish_numpy(maps: NetworkMaps, place: Placement, out_w: int, out_h: int,
         prob = _resample(maps.probability.cpu().numpy(), place, out_w, out_h, cv2.INTER_LINEAR, buf("prob"))
         # p > 0.5 <=> round(255 p) >= 128; confidence max(p, 1 - p), where 255 - p is bitwise not.
         _, labels = cv2.threshold(prob, 127, 1, cv2.THRESH_BINARY, dst=buf("labels"))
+        if not (want_confidence or keep > 0):
+            return labels, None
         confidence = cv2.max(prob, cv2.bitwise_not(prob, dst=buf("scratch")), dst=buf("confidence"))
     else:
         assert maps.labels is not None and maps.confidence is not None

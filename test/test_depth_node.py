@@ -38,11 +38,17 @@ class RedIsPerson(torch.nn.Module):
         return torch.cat([torch.zeros_like(person), person], dim=1)
 
 
-@pytest.fixture(scope="module")
-def red_model(tmp_path_factory: Any) -> Path:
+@pytest.fixture(scope="module", params=["pt", "onnx"])
+def red_model(request: Any, tmp_path_factory: Any) -> Path:
+    """The model as a TorchScript file and as an ONNX file: both run through the same node."""
     folder = tmp_path_factory.mktemp("red_model")
-    path = folder / "red_is_person.pt"
-    torch.jit.script(RedIsPerson()).save(str(path))
+    path = folder / f"red_is_person.{request.param}"
+    if request.param == "pt":
+        torch.jit.script(RedIsPerson()).save(str(path))
+    else:
+        # dynamo=False: the torch.export-based exporter needs onnxscript, absent here.
+        torch.onnx.export(RedIsPerson(), (torch.zeros(1, 3, H, W),), str(path), dynamo=False,
+                          input_names=["image"], output_names=["logits"], opset_version=17)
     (folder / "red_is_person.yaml").write_text(
         f"name: red_is_person\n"
         f"input: {{width: {W}, height: {H}, color_order: rgb, scale: 0.00392156862745098, resize: stretch}}\n"

@@ -1,0 +1,131 @@
+"""In-process timings: the bare model forward (the floor) and the core pipeline per stage.
+
+Both run in one loop, alternating, so drift of a shared machine (other processes, clocks,
+thermal state) hits both alike and their ratio is taken from the same run.
+"""
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+from sensor_msgs.msg import Image
+
+from seg_perception.conversions import fill_image, image_to_rgb
+from seg_perception.pipeline import SegmentationOptions, SegmentationPipeline
+from seg_perception.preprocess import CpuPreprocessor
+from seg_perception.runtimes.base import Runtime
+from seg_perception.sources import sample_photo
+
+from .measures import median, percentiles
+
+STAGES: tuple[str, ...] = ("decode", "preprocess", "inference", "postprocess", "colorize", "total")
+"""Core pipeline stages; `total` is decode + SegmentationPipeline's own total."""
+
+
+def photo_at(width: int, height: int) -> np.ndarray:
+    """The astronaut photo (a person, so the selfie mask is not trivial) at width x height."""
+    photo = sample_photo("astronaut")
+    interpolation = cv2.INTER_AREA if width * height < photo.shape[0] * photo.shape[1] else cv2.INTER_LINEAR
+    return cv2.resize(photo, (width, height), interpolation=interpolation)
+
+
+def rgb8_message(rgb: np.ndarray) -> Image:
+    """A real sensor_msgs Image, filled the way a driver (and rclpy's deserializer) leaves it:
+    data is an array.array of bytes."""
+    msg = Image()
+    msg.header.frame_id = "camera_color_optical_frame"
+    fill_image(msg, rgb, "rgb8")
+    return msg
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def model_input(runtime: Runtime, rgb: np.ndarray) -> torch.Tensor:
+    """The real photo preprocessed to the model's input size, on its device and dtype."""
+    batch, _ = CpuPreprocessor(runtime.spec)(rgb)
+    return batch.clone().to(device=runtime.device, dtype=runtime.dtype)
+
+
+class BareForward:
+    """Times the model alone on one prepared input: the floor, re-measurable around each node
+    run because this machine's speed drifts between minutes."""
+
+    def __init__(self, runtime: Runtime, rgb: np.ndarray) -> None:
+        self.runtime = runtime
+        self.batch = model_input(runtime, rgb)
+
+    def once(self) -> float:
+        with torch.inference_mode():
+            start = time.perf_counter()
+            self.runtime(self.batch)
+            sync(self.runtime.device)
+            return (time.perf_counter() - start) * 1e3
+
+    def __call__(self, iterations: int = 20, warmup: int = 3) -> float:
+        """Median ms over `iterations` forwards."""
+        times = [self.once() for _ in range(warmup + iterations)]
+        return median(times[warmup:])
+
+
+def node_like_pipeline(runtime: Runtime) -> SegmentationPipeline:
+    """The pipeline as segmentation_node builds it: full-size buffers reused across frames when
+    this version of SegmentationPipeline offers that."""
+    if "reuse_buffers" in inspect.signature(SegmentationPipeline).parameters:
+        return SegmentationPipeline(runtime, reuse_buffers=True)
+    return SegmentationPipeline(runtime)
+
+
+@dataclass
+class CoreResult:
+    size: tuple[int, int]
+    iterations: int
+    backend: str
+    bare_forward_ms: float
+    """median of the bare forwards"""
+    stages_ms: dict[str, float]
+    """median of each stage (each its own median: the stages need not add up to total)"""
+    total_p95_ms: float
+    ratio: float
+    """median total / median bare forward, both from this loop"""
+    label_share: dict[int, float] = field(default_factory=dict)
+    """fraction of pixels per class id in the last mask: shows the mask is not trivial"""
+
+
+def measure_core(runtime: Runtime, pipeline: SegmentationPipeline, size: tuple[int, int],
+                 iterations: int, warmup: int = 5) -> CoreResult:
+    rgb = photo_at(*size)
+    msg = rgb8_message(rgb)
+    bare_forward = BareForward(runtime, rgb)
+    options = SegmentationOptions(want_color=True, want_overlay=True)
+    bare: list[float] = []
+    stages: dict[str, list[float]] = {name: [] for name in STAGES}
+    result = None
+    for index in range(warmup + iterations):
+        forward_ms = bare_forward.once()
+        start = time.perf_counter()
+        decoded = image_to_rgb(msg)
+        decode_ms = (time.perf_counter() - start) * 1e3
+        result = pipeline(decoded, options)
+        total_ms = (time.perf_counter() - start) * 1e3
+        if index < warmup:
+            continue
+        bare.append(forward_ms)
+        stages["decode"].append(decode_ms)
+        for name in ("preprocess", "inference", "postprocess", "colorize"):
+            stages[name].append(result.timings_ms[name])
+        stages["total"].append(total_ms)
+    assert result is not None
+    counts = np.bincount(result.labels.ravel(), minlength=256) / result.labels.size
+    bare_ms = median(bare)
+    medians = {name: median(values) for name, values in stages.items()}
+    return CoreResult(size=size, iterations=iterations, backend=pipeline.backend, bare_forward_ms=bare_ms,
+                      stages_ms=medians, total_p95_ms=percentiles(stages["total"], (95,))["p95"],
+                      ratio=medians["total"] / bare_ms,
+                      label_share={int(i): float(counts[i]) for i in np.flatnonzero(counts)})
