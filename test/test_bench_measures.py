@@ -1,9 +1,14 @@
-"""The benchmark's own arithmetic: `bash scripts/run.sh .venv/bin/pytest -q -p no:cacheprovider bench/test_measures.py`."""
+"""The benchmark's own arithmetic (percentiles, targets, growth), run with the suite."""
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import pytest
+
+# Appended, not prepended: seg_perception must stay the installed package (with msg/).
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 from bench.measures import (NODE_MARGIN_MS_TARGET, PIPELINE_RATIO_TARGET, at_most, growth, median,
                             median_of_dicts, parse_size, percentiles, quarter_medians, target_for)
