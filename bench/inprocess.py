@@ -5,7 +5,6 @@ thermal state) hits both alike and their ratio is taken from the same run.
 """
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass, field
 
@@ -75,11 +74,8 @@ class BareForward:
 
 
 def node_like_pipeline(runtime: Runtime) -> SegmentationPipeline:
-    """The pipeline as segmentation_node builds it: full-size buffers reused across frames when
-    this version of SegmentationPipeline offers that."""
-    if "reuse_buffers" in inspect.signature(SegmentationPipeline).parameters:
-        return SegmentationPipeline(runtime, reuse_buffers=True)
-    return SegmentationPipeline(runtime)
+    """The pipeline as segmentation_node builds it: full-size buffers reused across frames."""
+    return SegmentationPipeline(runtime, reuse_buffers=True)
 
 
 @dataclass

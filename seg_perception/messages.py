@@ -5,7 +5,7 @@ from typing import Any
 
 from sensor_msgs.msg import CameraInfo, PointField
 
-from .labels import UNLABELED, ClassMap
+from .labels import ClassMap
 from .projection import scale_camera_info
 
 
@@ -52,4 +52,4 @@ def point_field(name: str, offset: int, datatype: int, count: int) -> PointField
     return PointField(name=name, offset=offset, datatype=datatype, count=count)
 
 
-__all__ = ["UNLABELED", "class_map_msg", "label_info_msg", "point_field", "resized_camera_info"]
+__all__ = ["class_map_msg", "label_info_msg", "point_field", "resized_camera_info"]

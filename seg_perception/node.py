@@ -63,6 +63,7 @@ class RunOptions:
     publish_overlay: bool
     publish_points: bool
     publish_obstacle_points: bool
+    use_depth: bool
     depth_sync_tolerance_ns: int
     depth_wait: float
     min_range: float
@@ -140,7 +141,7 @@ class SegmentationNode(LifecycleNode):
             confidence_threshold=get("confidence_threshold"), overlay_alpha=get("overlay_alpha"),
             publish_confidence=get("publish_confidence"), publish_color_mask=get("publish_color_mask"),
             publish_overlay=get("publish_overlay"), publish_points=get("publish_points"),
-            publish_obstacle_points=get("publish_obstacle_points"),
+            publish_obstacle_points=get("publish_obstacle_points"), use_depth=get("use_depth"),
             depth_sync_tolerance_ns=int(round(get("depth_sync_tolerance") * 1e9)),
             depth_wait=get("depth_wait"), min_range=get("min_range"), max_range=get("max_range"),
             voxel_size=get("voxel_size"))
@@ -364,7 +365,7 @@ class SegmentationNode(LifecycleNode):
         def wanted(key: str, enabled: bool = True) -> bool:
             return enabled and pubs[key].get_subscription_count() > 0
 
-        want_points = self._param("use_depth") and (wanted("points", opts.publish_points)
+        want_points = opts.use_depth and (wanted("points", opts.publish_points)
                                                      or wanted("obstacle_points", opts.publish_obstacle_points))
         result = pipeline(rgb, SegmentationOptions(
             output_size=opts.output_size, confidence_threshold=opts.confidence_threshold,

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from . import colorize as colorize_mod
+from .buffers import BufferPool
 from .geometry import Placement, network_output_size
 from .labels import ClassMap
 from .postprocess import finish_numpy, finish_torch, network_maps
@@ -59,7 +60,7 @@ class SegmentationPipeline:
 
     def __init__(self, runtime: Runtime, backend: str = "auto", reuse_buffers: bool = False) -> None:
         self.runtime = runtime
-        self._buffers: dict[str, np.ndarray] | None = {} if reuse_buffers else None
+        self._buffers = BufferPool(reuse_buffers)
         self.device = runtime.device
         if backend == "auto":
             backend = "torch" if self.device.type == "cuda" else "numpy"
@@ -134,24 +135,17 @@ class SegmentationPipeline:
                      opts: SegmentationOptions) -> tuple[np.ndarray | None, np.ndarray | None]:
         if not (opts.want_color or opts.want_overlay):
             return None, None
-        color = colorize_mod.colorize(labels, self._palette, self._buf("color", out_h, out_w, 3),
-                                      self._buf("scratch3", out_h, out_w, 3))
+        buf = self._buffers.get
+        color = colorize_mod.colorize(labels, self._palette, buf("color", out_h, out_w, 3),
+                                      buf("scratch3", out_h, out_w, 3))
         over = None
         if opts.want_overlay:
             base = rgb if rgb.shape[:2] == (out_h, out_w) else cv2.resize(
-                rgb, (out_w, out_h), dst=self._buf("base", out_h, out_w, 3), interpolation=cv2.INTER_AREA)
+                rgb, (out_w, out_h), dst=buf("base", out_h, out_w, 3), interpolation=cv2.INTER_AREA)
             over = colorize_mod.overlay(base, color, labels, self._palette, opts.overlay_alpha,
-                                        self._buf("overlay", out_h, out_w, 3), self._buf("scratch3", out_h, out_w, 3),
-                                        self._buf("drawn", out_h, out_w))
+                                        buf("overlay", out_h, out_w, 3), buf("scratch3", out_h, out_w, 3),
+                                        buf("drawn", out_h, out_w))
         return (color if opts.want_color else None), over
-
-    def _buf(self, name: str, *shape: int) -> np.ndarray | None:
-        if self._buffers is None:
-            return None
-        array = self._buffers.get(name)
-        if array is None or array.shape != shape:
-            array = self._buffers[name] = np.empty(shape, np.uint8)
-        return array
 
     def _paint_torch(self, labels: torch.Tensor, out_w: int, out_h: int,
                      opts: SegmentationOptions) -> tuple[np.ndarray | None, np.ndarray | None]:

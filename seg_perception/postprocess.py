@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import torch
 
+from .buffers import BufferPool
 from .geometry import Placement
 from .labels import UNLABELED
 from .runtimes.base import ModelSpec
@@ -58,23 +59,18 @@ def _threshold_u8(confidence_threshold: float) -> int:
 
 
 def finish_numpy(maps: NetworkMaps, place: Placement, out_w: int, out_h: int,
-                 confidence_threshold: float, buffers: dict[str, np.ndarray] | None = None,
+                 confidence_threshold: float, buffers: BufferPool | None = None,
                  want_confidence: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """CPU: resample uint8 maps to (out_w, out_h) with OpenCV; returns (labels, confidence).
 
-    With `buffers` (a dict kept by the caller across frames), the full-size maps are written
-    into arrays reused from it instead of fresh allocations. Without `want_confidence` (and no
+    With `buffers` (kept by the caller across frames), the full-size maps are written into
+    arrays reused from it instead of fresh allocations. Without `want_confidence` (and no
     threshold) a binary model's confidence map is not computed and None is returned for it.
     """
     keep = _threshold_u8(confidence_threshold)
 
     def buf(name: str) -> np.ndarray | None:
-        if buffers is None:
-            return None
-        array = buffers.get(name)
-        if array is None or array.shape != (out_h, out_w):
-            array = buffers[name] = np.empty((out_h, out_w), np.uint8)
-        return array
+        return None if buffers is None else buffers.get(name, out_h, out_w)
 
     if maps.kind == "binary":
         assert maps.probability is not None
