@@ -1,12 +1,16 @@
 # The two commands of the README. Each sets itself up (venv, ROS 2 wheels, torch, colcon build)
 # and is idempotent.
-.PHONY: demo test setup bench clean
+.PHONY: demo test test-unit setup bench clean
 
 demo: setup
-	bash scripts/run.sh python -m seg_perception.demo
+	bash scripts/run.sh python -m devtools.demo
 
 test: setup
 	bash scripts/test.sh
+
+# The ROS-free core suite alone (seconds): no node processes, no DDS.
+test-unit: setup
+	bash scripts/test.sh -m "not ros" test/unit
 
 bench: setup
 	bash scripts/run.sh python bench/run.py

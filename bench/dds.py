@@ -1,5 +1,5 @@
 """Round trips over DDS between this process and another: segmentation_node (started with
-seg_perception.harness) or the echo node (the transport floor).
+devtools.harness) or the echo node (the transport floor).
 
 Latency is publish of an rgb8 frame (best effort, stamp = now) -> receipt of the output with
 the same stamp here, both on time.perf_counter. Every run gets its own namespace so a
@@ -23,7 +23,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image
 
-from seg_perception.harness import SENSOR_QOS, Spinner, start_node, stop_process, wait_until
+from devtools.harness import SENSOR_QOS, Spinner, start_node, stop_process, wait_until
 
 from .measures import growth, median, percentiles, quarter_medians
 from .procstat import RssSampler, peak_rss_mib

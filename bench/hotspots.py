@@ -77,11 +77,11 @@ def main(size: tuple[int, int], model: str, device: str, out: Path, iterations: 
     from rclpy.serialization import deserialize_message, serialize_message
     from sensor_msgs.msg import Image
 
-    from seg_perception.conversions import fill_image, image_to_rgb
-    from seg_perception.harness import wait_until
-    from seg_perception.node import Frame, SegmentationNode
-    from seg_perception.pipeline import SegmentationOptions
-    from seg_perception.runtimes.loader import load_model, warm_up
+    from seg_perception.core.conversions import fill_image, image_to_rgb
+    from devtools.harness import wait_until
+    from seg_perception.ros.node import Frame, SegmentationNode
+    from seg_perception.core.pipeline import SegmentationOptions
+    from seg_perception.core.runtimes.loader import load_model, warm_up
 
     from .inprocess import model_input, node_like_pipeline, photo_at, rgb8_message
 

@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from sensor_msgs.msg import Image
 
-from seg_perception.conversions import fill_image, image_to_rgb
-from seg_perception.pipeline import SegmentationOptions, SegmentationPipeline
-from seg_perception.preprocess import CpuPreprocessor
-from seg_perception.runtimes.base import Runtime
-from seg_perception.sources import sample_photo
+from seg_perception.core.conversions import fill_image, image_to_rgb
+from seg_perception.core.pipeline import SegmentationOptions, SegmentationPipeline
+from seg_perception.core.preprocess import CpuPreprocessor
+from seg_perception.core.runtimes.base import Runtime
+from seg_perception.core.sources import sample_photo
 
 from .measures import median, percentiles
 

@@ -6,7 +6,9 @@ export VIRTUAL_ENV="$_sp_root/.venv"
 export PATH="$_sp_root/.venv/bin:$PATH"
 export AMENT_PREFIX_PATH="$_sp_root/install/seg_perception:$_sp_root/.venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 export CMAKE_PREFIX_PATH="$_sp_root/install/seg_perception:$_sp_root/.venv"
-export PYTHONPATH="$_sp_root/install/seg_perception/lib/python3.11/site-packages${PYTHONPATH:+:$PYTHONPATH}"
+# The installed package first (it has the generated msg/); the repository root after it, for the
+# development tooling (devtools/: the node harness and the demo; bench/), never installed.
+export PYTHONPATH="$_sp_root/install/seg_perception/lib/python3.11/site-packages${PYTHONPATH:+:$PYTHONPATH}:$_sp_root"
 export LD_LIBRARY_PATH="$_sp_root/install/seg_perception/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # Large images across processes: shared-memory transport with 64 MB segments (see README).
 export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_sp_root/config/fastdds_shm.xml}"

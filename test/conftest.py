@@ -12,13 +12,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 _names = itertools.count()
+_ROS_TESTS = Path(__file__).resolve().parent / "ros"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under test/ros is marked `ros`, so `-m "not ros"` runs the core suite alone."""
+    for item in items:
+        if _ROS_TESTS in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.ros)
 
 
 @pytest.fixture(scope="session")
 def ros() -> Iterator[Any]:
     """A test-side rclpy node, spun on a background thread."""
     rclpy = pytest.importorskip("rclpy")
-    from seg_perception.harness import Spinner
+    from devtools.harness import Spinner
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     rclpy.init()
@@ -47,7 +55,7 @@ def seg_node(tmp_path: Path) -> Iterator[Callable[..., RunningNode]]:
 
     Each node gets its own namespace so tests never hear each other's outputs.
     """
-    from seg_perception.harness import start_node, stop_process
+    from devtools.harness import start_node, stop_process
 
     started: list[RunningNode] = []
 

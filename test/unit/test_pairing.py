@@ -1,0 +1,133 @@
+"""Stamp pairing: closest within tolerance, never outside it; blocking wait without sleeps."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from seg_perception.core.pairing import StampPairer, stamp_to_ns
+
+MS = 1_000_000
+
+
+def test_stamp_to_ns() -> None:
+    assert stamp_to_ns(SimpleNamespace(sec=12, nanosec=345)) == 12_000_000_345
+    assert stamp_to_ns(SimpleNamespace(sec=0, nanosec=0)) == 0
+
+
+def test_exact_match() -> None:
+    pairer: StampPairer[str] = StampPairer()
+    pairer.add(100 * MS, "a")
+    pairer.add(133 * MS, "b")
+    assert pairer.match(133 * MS, 0) == "b"
+    assert pairer.match(133 * MS + 1, 0) is None
+    assert (pairer.paired, pairer.unpaired) == (1, 1)
+
+
+def test_closest_within_tolerance() -> None:
+    pairer: StampPairer[str] = StampPairer()
+    for i, name in enumerate("abcd"):
+        pairer.add(i * 33 * MS, name)
+    assert pairer.match(70 * MS, 10 * MS) == "c"  # 66 ms is closer than 99 ms
+    assert pairer.match(48 * MS, 15 * MS) == "b"  # 33 ms, error 15 ms: tolerance inclusive
+    assert pairer.match(48 * MS, 15 * MS - 1) is None
+
+
+def test_outside_tolerance_is_none() -> None:
+    pairer: StampPairer[str] = StampPairer()
+    pairer.add(0, "stale")
+    assert pairer.match(50 * MS, 49 * MS) is None
+    assert pairer.match(-50 * MS, 49 * MS) is None
+    assert pairer.unpaired == 2 and pairer.paired == 0
+
+
+def test_negative_tolerance_rejected() -> None:
+    with pytest.raises(ValueError):
+        StampPairer[int]().match(0, -1)
+
+
+def test_capacity_evicts_oldest_arrival() -> None:
+    pairer: StampPairer[int] = StampPairer(capacity=3)
+    for stamp in range(5):
+        pairer.add(stamp * MS, stamp)
+    assert len(pairer) == 3 and pairer.capacity == 3
+    assert pairer.match(0, 0) is None
+    assert pairer.match(1 * MS, 0) is None
+    assert pairer.match(2 * MS, 0) == 2
+    # Arrival order, not stamp order: after a clock jump back the new timeline is kept.
+    pairer.add(0, 100)
+    assert pairer.match(2 * MS, 0) is None
+    assert pairer.match(0, 0) == 100
+
+
+def test_default_capacity_is_ten() -> None:
+    pairer: StampPairer[int] = StampPairer()
+    for stamp in range(25):
+        pairer.add(stamp, stamp)
+    assert len(pairer) == 10
+    assert pairer.match(14, 0) is None and pairer.match(15, 0) == 15
+
+
+def test_wait_match_returns_immediately_when_present() -> None:
+    pairer: StampPairer[str] = StampPairer()
+    pairer.add(5 * MS, "x")
+    assert pairer.wait_match(5 * MS, 0, timeout_s=0.0) == "x"
+    assert pairer.paired == 1
+
+
+def test_wait_match_woken_by_add_from_another_thread() -> None:
+    pairer: StampPairer[str] = StampPairer()
+    waiting = threading.Event()
+    result: list[str | None] = []
+
+    def waiter() -> None:
+        waiting.set()
+        result.append(pairer.wait_match(40 * MS, 5 * MS, timeout_s=30.0))
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    assert waiting.wait(timeout=30.0)
+    pairer.add(0, "too old")  # wakes the waiter, which must keep waiting
+    pairer.add(42 * MS, "depth")
+    thread.join(timeout=30.0)
+    assert not thread.is_alive()
+    assert result == ["depth"]
+    assert (pairer.paired, pairer.unpaired) == (1, 0)
+
+
+def test_wait_match_times_out_with_none() -> None:
+    pairer: StampPairer[str] = StampPairer()
+    pairer.add(0, "stale")
+    start = time.monotonic()
+    assert pairer.wait_match(1000 * MS, 10 * MS, timeout_s=0.05) is None
+    assert time.monotonic() - start >= 0.05
+    assert (pairer.paired, pairer.unpaired) == (0, 1)
+
+
+def test_concurrent_adds_and_matches_are_consistent() -> None:
+    pairer: StampPairer[int] = StampPairer(capacity=5)
+    errors: list[BaseException] = []
+
+    def producer() -> None:
+        for i in range(2000):
+            pairer.add(i, i)
+
+    def consumer() -> None:
+        try:
+            for i in range(2000):
+                got = pairer.match(i, 2)
+                assert got is None or abs(got - i) <= 2
+        except BaseException as exc:  # surfaced in the main thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=producer), threading.Thread(target=consumer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert pairer.paired + pairer.unpaired == 2000
+    assert len(pairer) == 5
