@@ -1,16 +1,21 @@
 # The two commands of the README. Each sets itself up (venv, ROS 2 wheels, torch, colcon build)
 # and is idempotent.
-.PHONY: demo test test-unit setup bench clean
+.PHONY: demo test test-unit test-stock setup setup-upstream bench clean
 
 demo: setup
 	bash scripts/run.sh python -m devtools.demo
 
-test: setup
+# Everything, then the ROS-free tests again under the stock Jazzy versions (OpenCV 4.6, numpy 1.26).
+test: setup setup-upstream
 	bash scripts/test.sh
 
 # The ROS-free core suite alone (seconds): no node processes, no DDS.
 test-unit: setup
 	bash scripts/test.sh -m "not ros" test/unit
+
+# The ROS-free tests alone under the stock versions (.venv-stock, requirements-stock.txt).
+test-stock:
+	bash scripts/test_stock.sh
 
 bench: setup
 	bash scripts/run.sh python bench/run.py
@@ -18,5 +23,9 @@ bench: setup
 setup:
 	bash scripts/setup.sh
 
+# The upstream launch, launch_ros, bondpy (+ interfaces) from ../shared/upstream, for the tests.
+setup-upstream: setup
+	bash scripts/setup_upstream.sh
+
 clean:
-	rm -rf build install log out
+	rm -rf build install log out .venv-stock

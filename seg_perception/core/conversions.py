@@ -49,6 +49,9 @@ class ImageFormatError(ValueError):
 
 _Converter = Callable[[np.ndarray], np.ndarray]
 
+# Decode straight to RGB where OpenCV can (>= 4.11); None on the stock 4.6 of Ubuntu 24.04.
+_IMREAD_COLOR_RGB: Final[int | None] = getattr(cv2, "IMREAD_COLOR_RGB", None)
+
 
 def _cvt(code: int) -> _Converter:
     return lambda pixels: cv2.cvtColor(pixels, code)
@@ -234,7 +237,9 @@ def compressed_to_rgb(msg: Any) -> np.ndarray:
     buffer = _data_bytes(msg.data)
     if buffer.size == 0:
         raise ImageFormatError(f"empty compressed image (format {fmt!r})")
-    flag = cv2.IMREAD_COLOR_BGR if _compressed_payload_is_rgb(fmt) else cv2.IMREAD_COLOR_RGB
+    stored_rgb = _compressed_payload_is_rgb(fmt)
+    # The codec's native order is BGR: an older OpenCV decodes to BGR and we swap afterwards.
+    flag = cv2.IMREAD_COLOR if stored_rgb or _IMREAD_COLOR_RGB is None else _IMREAD_COLOR_RGB
     try:
         decoded = cv2.imdecode(buffer, flag)
     except cv2.error as exc:
@@ -243,6 +248,8 @@ def compressed_to_rgb(msg: Any) -> np.ndarray:
         ) from exc
     if decoded is None or decoded.ndim != 3 or decoded.shape[2] != 3:
         raise ImageFormatError(f"corrupt or unsupported compressed image (format {fmt!r})")
+    if not stored_rgb and _IMREAD_COLOR_RGB is None:
+        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
     return decoded
 
 
