@@ -162,6 +162,13 @@ def assert_clean_shutdown(ros: Any, launched: Launched, mask_topic: str) -> None
     wait_until(lambda: ros.count_publishers(mask_topic) == 0, TIMEOUT, f"{mask_topic} gone after shutdown")
 
 
+def rviz_displays() -> list[tuple[str, str]]:
+    """(display class, topic) of every enabled display with a topic in the shipped RViz view."""
+    config = yaml.safe_load(share_file("config", "segmentation.rviz").read_text())
+    return [(d["Class"], d["Topic"]["Value"]) for d in config["Visualization Manager"]["Displays"]
+            if "Topic" in d and d.get("Enabled", True)]
+
+
 def shipped_params() -> dict[str, Any]:
     return dict(yaml.safe_load(share_file("config", "segmentation.yaml").read_text())["/**"]["ros__parameters"])
 
@@ -192,6 +199,14 @@ def test_params_file_values_are_kept_and_given_arguments_applied(ros: Any, launc
     wait_until(lambda: ros.count_subscribers(f"{camera}/compressed") == 1, TIMEOUT, "compressed image subscription")
     assert ros.count_subscribers(camera) == 0  # input_transport: compressed, from the file
     assert ros.count_subscribers(f"/{namespace}/depth") == 0  # use_depth: false, from the file
+    # RViz runs in the same namespace: each display's (relative) topic is one this node publishes.
+    displays = rviz_displays()
+    assert {topic for _, topic in displays} >= {"segmentation/color_mask", "segmentation/points"}
+    for kind, topic in displays:
+        assert not topic.startswith("/"), f"{topic}: absolute, so empty under a namespace"
+        assert ros.count_publishers(f"/{namespace}/{topic}") == 1, topic
+        # mono8 class ids look black in rviz2 (it normalizes only 16-bit and float images).
+        assert not (kind.endswith("/Image") and topic == "segmentation/mask")
     assert_clean_shutdown(ros, launched, mask)
 
 
