@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -119,38 +118,27 @@ def launch_file(tmp_path: Path) -> Iterator[Any]:
                 launched.proc.kill()
 
 
-def _call(ros: Any, srv_type: Any, name: str, request: Any, launched: Launched) -> Any:
-    client = ros.create_client(srv_type, name)
-    try:
-        if not client.wait_for_service(timeout_sec=TIMEOUT):
-            raise AssertionError(f"{name} never appeared; launch output:\n{launched.log[-3000:]}")
-        future = client.call_async(request)
-        done = threading.Event()
-        future.add_done_callback(lambda _: done.set())
-        assert done.wait(TIMEOUT), name
-        return future.result()
-    finally:
-        ros.destroy_client(client)
-
-
-def node_parameters(ros: Any, node: str, names: list[str], launched: Launched) -> dict[str, Any]:
+def node_parameters(ros: Any, node: str, names: list[str]) -> dict[str, Any]:
     from rcl_interfaces.srv import GetParameters
     from rclpy.parameter import parameter_value_to_python
 
-    reply = _call(ros, GetParameters, f"{node}/get_parameters", GetParameters.Request(names=names), launched)
+    from devtools.harness import call_service
+
+    reply = call_service(ros, GetParameters, f"{node}/get_parameters", GetParameters.Request(names=names), TIMEOUT)
     return {name: parameter_value_to_python(v) for name, v in zip(names, reply.values)}
 
 
 def wait_active(ros: Any, node: str, launched: Launched) -> None:
     from lifecycle_msgs.msg import State
-    from lifecycle_msgs.srv import GetState
 
-    from devtools.harness import wait_until
+    from devtools.harness import lifecycle_state, wait_until
 
     def active() -> bool:
         assert launched.proc.poll() is None, "launch exited:\n" + launched.log[-3000:]
-        reply = _call(ros, GetState, f"{node}/get_state", GetState.Request(), launched)
-        return bool(reply.current_state.id == State.PRIMARY_STATE_ACTIVE)
+        try:
+            return lifecycle_state(ros, node, TIMEOUT) == State.PRIMARY_STATE_ACTIVE
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}; launch output:\n{launched.log[-3000:]}") from None
     wait_until(active, TIMEOUT, f"{node} active")
 
 
@@ -191,7 +179,7 @@ def test_params_file_values_are_kept_and_given_arguments_applied(ros: Any, launc
     wait_active(ros, node, launched)
 
     expected = {**in_file, "confidence_threshold": 0.5, "use_sim_time": True}
-    got = node_parameters(ros, node, sorted(expected), launched)
+    got = node_parameters(ros, node, sorted(expected))
     assert got == expected
 
     mask = f"/{namespace}/segmentation/mask"
@@ -216,7 +204,7 @@ def test_no_arguments_run_the_shipped_params_file(ros: Any, launch_file: Any) ->
     launched = launch_file({})
     wait_active(ros, "/segmentation_node", launched)  # autostart: true in the shipped file
     expected = {**shipped_params(), "use_sim_time": False}
-    assert node_parameters(ros, "/segmentation_node", sorted(expected), launched) == expected
+    assert node_parameters(ros, "/segmentation_node", sorted(expected)) == expected
     wait_until(lambda: ros.count_subscribers("/image") == 1 and ros.count_subscribers("/depth") == 1,
                TIMEOUT, "image and depth subscriptions")
     assert_clean_shutdown(ros, launched, "/segmentation/mask")
