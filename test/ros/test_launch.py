@@ -224,3 +224,31 @@ def test_launch_arguments_match_the_node_and_the_readme() -> None:
     source = share_file("launch", "segmentation.launch.py").read_text()
     assert "eval(" not in source and "subprocess" not in source
     assert share_file("config", "segmentation.rviz").exists()
+
+
+def test_readme_lifecycle_manager_snippet_builds() -> None:
+    """The README's launch file for nav2_lifecycle_manager + this node: it runs up to the point
+    where Nav2 itself is needed (not installed here), and names our launch file and node."""
+    from launch import LaunchContext
+    from launch.actions import IncludeLaunchDescription
+    from launch_ros.actions import Node
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
+    [snippet] = [b for b in blocks if "nav2_lifecycle_manager" in b]
+    scope: dict[str, Any] = {}
+    exec(compile(snippet, "README.md (lifecycle manager snippet)", "exec"), scope)  # noqa: S102
+    description = scope["generate_launch_description"]()
+    [include] = [e for e in description.entities if isinstance(e, IncludeLaunchDescription)]
+    [manager] = [e for e in description.entities if isinstance(e, Node)]
+    assert (manager.node_package, manager.node_executable) == ("nav2_lifecycle_manager", "lifecycle_manager")
+    ours = include.launch_description_source.get_launch_description(LaunchContext())
+    assert "autostart" in {a.name for a in ours.get_launch_arguments()}
+    from launch.utilities import normalize_to_list_of_substitutions as subs
+    from launch.utilities import perform_substitutions
+
+    context = LaunchContext()
+    given = {perform_substitutions(context, subs(k)): perform_substitutions(context, subs(v))
+             for k, v in include.launch_arguments}
+    assert given["autostart"] == "false"
+    assert f'"node_names": ["{load_launch_module().NODE_NAME}"]' in snippet
