@@ -148,7 +148,7 @@ class Collector:
 
 def call_service(node: Node, srv_type: Any, name: str, request: Any, timeout: float = 30.0) -> Any:
     """Call a service of another process from a node spun elsewhere (Spinner); wait with timeouts."""
-    client = node.create_client(srv_type, name)
+    client: Any = node.create_client(srv_type, name)
     try:
         if not client.wait_for_service(timeout_sec=timeout):
             raise TimeoutError(f"service {name} did not appear within {timeout:.1f} s")
