@@ -4,7 +4,9 @@ After activating a node, nav2_lifecycle_manager forms a bond with it (bondcpp / 
 on the topic `bond`, bond id = the node's name) and fails bring-up when none forms within half of
 its `bond_timeout` (4 s by default); later, a bond that breaks tells it the node died. Nav2's
 nodes (nav2_util::LifecycleNode) create theirs on activate with a 0.1 s heartbeat and a 4 s
-timeout and destroy it on deactivate; so does this one.
+timeout and destroy it on deactivate; so does this one (and on cleanup and shutdown). After
+Ctrl-C rclpy has already shut the context down, so then, as with Nav2's nodes, the manager learns
+it from the heartbeats stopping.
 
 bondpy is optional: without it the node runs as before and says once why a lifecycle manager
 will not accept it.
@@ -14,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from rclpy.duration import Duration
+from rclpy.exceptions import InvalidHandle
 from rclpy.node import Node
 
 TOPIC = "bond"
@@ -68,17 +71,30 @@ class LifecycleBond:
             return
         # As bondcpp does on destruction: say DEAD (bondpy repeats it every 50 ms while it awaits
         # the manager's acknowledgement) and give it a moment to arrive.
-        bond.break_bond()
-        bond.wait_until_broken(Duration(seconds=BREAK_WAIT))
-        bond.pub.wait_for_all_acked(Duration(seconds=BREAK_WAIT))
-        # Not bondpy's shutdown(): it publishes DEAD once and destroys its endpoints' handles
-        # while the node still lists them, and an executor spinning at that moment dies on the
-        # destroyed QoS event handles (InvalidHandle). Stop its thread and timers, then remove
-        # the endpoints the way rclpy expects.
-        with bond.lock:
-            bond.is_shutdown = True
-            bond.condition.notify_all()
-        for timer in (bond.connect_timer, bond.heartbeat_timer, bond.disconnect_timer):
-            timer.cancel()
-        self._node.destroy_subscription(bond.sub)
-        self._node.destroy_publisher(bond.pub)
+        try:
+            if self._node.context.ok():
+                bond.break_bond()
+                bond.wait_until_broken(Duration(seconds=BREAK_WAIT))
+                bond.pub.wait_for_all_acked(Duration(seconds=BREAK_WAIT))
+        except (InvalidHandle, RuntimeError):
+            # Ctrl-C: rclpy shut the context down first, so nothing can be sent; the manager
+            # sees the heartbeats stop (its bond_timeout), as with Nav2's own nodes.
+            pass
+        retire(bond, self._node)
+
+
+def retire(bond: Any, node: Node) -> None:
+    """Stop a bondpy Bond and remove its endpoints from `node`.
+
+    Not bondpy's shutdown(): it publishes DEAD once and destroys its endpoints' handles while the
+    node still lists them, and an executor spinning that node dies on the destroyed QoS event
+    handles (InvalidHandle). This stops bondpy's publishing thread and timers, then removes the
+    endpoints the way rclpy expects.
+    """
+    with bond.lock:
+        bond.is_shutdown = True
+        bond.condition.notify_all()
+    for timer in (bond.connect_timer, bond.heartbeat_timer, bond.disconnect_timer):
+        timer.cancel()
+    node.destroy_subscription(bond.sub)
+    node.destroy_publisher(bond.pub)
