@@ -57,10 +57,18 @@ def test_active_node_keeps_a_bond_like_nav2_nodes(ros: Any, seg_node: Any, manag
     from devtools.harness import Collector, change_state, stop_process
     from seg_perception.ros.bond import retire
 
-    running = seg_node({"autostart": False, "use_depth": False, "warmup_iterations": 1})
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    running = seg_node({"autostart": False, "use_depth": False, "warmup_iterations": 1, "diagnostics_period": 0.2})
     node = f"{running.namespace}/{running.name}"
     topic = f"{running.namespace}/bond"
     heartbeats = Collector(ros, [(topic, Status)])
+    diagnostics = Collector(ros, [("/diagnostics", DiagnosticArray)])
+
+    def diagnosed(message: str) -> None:
+        diagnostics.wait_for(lambda m: any(s.name.startswith(running.name) and s.message == message
+                                           for _, a in m["/diagnostics"] for s in a.status), TIMEOUT, message)
+    diagnosed("not configured")
     assert change_state(ros, node, Transition.TRANSITION_CONFIGURE, TIMEOUT), running.log
     assert change_state(ros, node, Transition.TRANSITION_ACTIVATE, TIMEOUT), running.log
 
@@ -80,6 +88,7 @@ def test_active_node_keeps_a_bond_like_nav2_nodes(ros: Any, seg_node: Any, manag
     assert first.wait_until_broken(_seconds(BROKEN_WITHIN)), "deactivate did not break the bond"
     retire(first, ros)  # the manager drops a broken bond (else it objects to the next one's heartbeats)
 
+    diagnosed("inactive")
     # Activated again (as the manager does after a reset), the node bonds again.
     assert change_state(ros, node, Transition.TRANSITION_ACTIVATE, TIMEOUT)
     second = manager_bonds(topic, running.name)
@@ -89,6 +98,12 @@ def test_active_node_keeps_a_bond_like_nav2_nodes(ros: Any, seg_node: Any, manag
     assert second.wait_until_broken(_seconds(BROKEN_WITHIN)), "shutdown did not break the bond"
     assert stop_process(running.proc) == 0, running.log
     ros.destroy_subscription(heartbeats.subs[0])
+    # Through every state above, diagnostics named as diagnostic_updater names them, under one
+    # hardware_id (aggregators group by it): the node's fully qualified name.
+    ros.destroy_subscription(diagnostics.subs[0])
+    ours = [s for _, a in diagnostics.messages["/diagnostics"] for s in a.status if s.name.startswith(running.name)]
+    assert {s.name for s in ours} == {f"{running.name}: segmentation"}
+    assert {s.hardware_id for s in ours} == {node}
 
 
 def test_ctrl_c_ends_the_bond_and_the_process_cleanly(ros: Any, seg_node: Any, manager_bonds: Any) -> None:
