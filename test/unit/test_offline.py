@@ -18,7 +18,8 @@ import pytest
 from rosbags.typesys import Stores, get_typestore
 
 from seg_perception.apps import segment_offline as offline
-from seg_perception.core.conversions import fill_compressed, fill_image
+from devtools.msgtools import fill_compressed
+from seg_perception.core.conversions import fill_image
 from seg_perception.core.pipeline import SegmentationOptions, SegmentationPipeline
 from seg_perception.core.runtimes.loader import load_model
 from seg_perception.core.sources import sample_photo
