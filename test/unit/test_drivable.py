@@ -161,3 +161,34 @@ def test_inference_flushes_denormals_on_the_running_thread() -> None:
     thread.join()
     runtime.close()
     assert seen == {"before": False, "after": True}
+
+
+def test_navigation_configs_use_the_models_class_names() -> None:
+    """The semantic layer drops classes it does not know by name: every class of the model must
+    be in exactly one class type, drivable_area free and the rest costing; the obstacle cloud
+    must hold exactly the non-drivable class, and its layer must keep ground-level points."""
+    import yaml
+
+    config = REPO_ROOT / "config"
+    names = builtin_spec("drivable").classes.names
+    layer = yaml.safe_load((config / "nav2_drivable_semantic_layer.yaml").read_text())
+    camera = layer["local_costmap"]["local_costmap"]["ros__parameters"]["semantic_segmentation_layer"]["camera"]
+    types = {t: camera[t] for t in camera["class_types"]}
+    assigned = [name for spec in types.values() for name in spec["classes"]]
+    assert sorted(assigned) == sorted(names)
+    cost = {name: (spec["base_cost"], spec["max_cost"]) for spec in types.values() for name in spec["classes"]}
+    assert cost["drivable_area"] == (0, 0)
+    assert all(low > 0 and high > 0 for name, (low, high) in cost.items() if name != "drivable_area")
+    assert cost["background"][1] == 254
+    assert all(camera[k].startswith("/segmentation/") for k in ("segmentation_topic", "confidence_topic",
+                                                                "labels_topic", "pointcloud_topic"))
+
+    node = yaml.safe_load((config / "segmentation_drivable.yaml").read_text())["/**"]["ros__parameters"]
+    defaults = yaml.safe_load((config / "segmentation.yaml").read_text())["/**"]["ros__parameters"]
+    assert set(node) - {"obstacle_classes"} <= set(defaults)  # obstacle_classes is commented out there
+    assert node["model"] == "drivable" and node["obstacle_classes"] == ["background"]
+    assert node["obstacle_classes"] == builtin_spec("drivable").classes.obstacle_names
+    obstacle = yaml.safe_load((config / "nav2_drivable_obstacle_layer.yaml").read_text())
+    source = obstacle["local_costmap"]["local_costmap"]["ros__parameters"]["non_drivable_layer"]["non_drivable"]
+    assert source["topic"] == "/segmentation/obstacle_points" and source["min_obstacle_height"] < 0
+    assert source["obstacle_max_range"] == node["max_range"]
