@@ -21,11 +21,29 @@ from seg_perception.apps import segment_offline as offline
 from seg_perception.core.conversions import fill_compressed, fill_image
 from seg_perception.core.pipeline import SegmentationOptions, SegmentationPipeline
 from seg_perception.core.runtimes.loader import load_model
+from seg_perception.core.offline.frames import FrameRef, RgbFrame, SourceError
+from seg_perception.core.offline.progress import Progress
+from seg_perception.core.offline.runner import LocalExecutor, Outputs, source_frames
+from seg_perception.core.offline.runner import run as run_job
+from seg_perception.core.offline.segment import FrameSegmenter
 from seg_perception.core.sources import sample_photo
 
 SIZE = (96, 96)  # small: the model's input is 256x256 anyway, and the selfie net still finds people
 CAMERA_TOPIC = "/camera/image_raw"
 COMPRESSED_TOPIC = "/camera/image_raw/compressed"
+
+
+class ListSource:
+    """A source made of a generator function (for failures no real file produces on cue)."""
+
+    def __init__(self, frames: Any) -> None:
+        self._frames = frames
+
+    def frames(self) -> Iterator[FrameRef]:
+        return self._frames()
+
+    def expected(self) -> None:
+        return None
 
 
 def photo(name: str) -> np.ndarray:
@@ -340,18 +358,21 @@ def test_zero_header_stamp_falls_back_to_receive_time(tmp_path: Path, capsys: py
 
 
 def test_source_failing_midway_keeps_earlier_frames(tmp_path: Path) -> None:
-    def refs() -> Iterator[offline.FrameRef]:
-        yield offline.FrameRef("first", "bag", lambda: photo("astronaut"))
-        raise offline.SourceError("cannot read bag 'bag' past this point: chunk CRC mismatch")
+    def refs() -> Iterator[FrameRef]:
+        yield FrameRef("first", "bag", RgbFrame(photo("astronaut")))
+        raise SourceError("cannot read bag 'bag' past this point: chunk CRC mismatch")
 
     pipeline = SegmentationPipeline(load_model("selfie", "cpu"))
-    with open(tmp_path / "index.csv", "w", newline="") as index:
-        stats = offline.segment_frames(refs(), pipeline, SegmentationOptions(), tmp_path, index,
-                                       stdout=io.StringIO(), stderr=io.StringIO())
+    outputs = Outputs(tmp_path, pipeline.class_map, "png", resume=False)
+    progress = Progress(io.StringIO(), None, tty=False)
+    errors: list[str] = []
+    stats = run_job(source_frames([ListSource(refs)], errors, progress.note), LocalExecutor(
+        FrameSegmenter(pipeline, SegmentationOptions())), outputs, progress, errors=errors)
+    outputs.close()
     assert (stats.segmented, stats.bad) == (1, 0)
     assert "CRC mismatch" in stats.error
     assert (tmp_path / "first_mask.png").exists()
-    assert (tmp_path / "index.csv").read_text().startswith("first,bag,")
+    assert (tmp_path / "index.csv").read_text().splitlines()[1].startswith("first,bag,")
 
 
 # errors ---------------------------------------------------------------------------------------
