@@ -137,7 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Ray actors, one model each (default: the cluster's GPUs with --device cuda, "
                              "else its CPUs / --ray-cpus-per-actor)")
     parser.add_argument("--ray-cpus-per-actor", type=_positive_int, default=1, metavar="N",
-                        help="CPUs (and torch threads) per CPU actor (default 1)")
+                        help="CPUs Ray reserves per CPU actor (default 1)")
+    parser.add_argument("--ray-threads", type=_positive_int, default=None, metavar="N",
+                        help="torch threads per actor (default: what a local run here uses, so results match "
+                             "it byte for byte)")
     parser.add_argument("--progress-interval", type=float, default=10.0, metavar="S",
                         help="seconds between progress lines when stderr is not a terminal")
     return parser
@@ -215,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     try:
                         ray_executor = RayExecutor(args.ray, args.ray_actors, args.model, args.device, args.description,
                                                    options, keep_frame, args.review_threshold,
-                                                   args.ray_cpus_per_actor, _log)
+                                                   args.ray_cpus_per_actor, args.ray_threads, _log)
                     except RayError as exc:
                         return _error(str(exc))
                     executor = ray_executor
@@ -226,7 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack.callback(executor.close)
             out.mkdir(parents=True, exist_ok=True)
             write_classes(out, classes_document(class_map, args.model, options, args.output_format), args.resume)
-            outputs = Outputs(out, class_map, args.output_format, args.resume, args.bag_out, args.confidence_threshold)
+            outputs = Outputs(out, class_map, args.output_format, args.resume, args.bag_out, args.confidence_threshold,
+                              args.color)
             stack.callback(outputs.close)
             done = len(outputs.index.rows)
             if done:

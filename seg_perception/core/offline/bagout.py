@@ -111,7 +111,7 @@ class SegmentedBagWriter:
         self.threshold = threshold
         self.store = bag_typestore()
         self.types = self.store.types
-        never = QosTime(0x7FFFFFFF, 0xFFFFFFFF)
+        never = QosTime(0, 0)  # unspecified: the default (infinite) deadline, lifespan and lease
         self._latched = [Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL,
                              never, never, QosLiveliness.AUTOMATIC, never, False)]
         self._writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)

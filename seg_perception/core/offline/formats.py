@@ -78,8 +78,10 @@ def _rewrite_lines(path: Path, lines: Sequence[str]) -> None:
 
 
 class PngWriter:
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, color: bool = False) -> None:
         self.out = out
+        self.color = color
+        """Write <name>_color.png (the result may hold a color mask for --bag-out only)."""
 
     def start(self, done: Sequence[str]) -> None:
         return None
@@ -89,7 +91,7 @@ class PngWriter:
         write_png(self.out / f"{name}_confidence.png", result.confidence)
         if result.overlay is not None:
             write_png(self.out / f"{name}_overlay.png", result.overlay)
-        if result.color is not None:
+        if self.color and result.color is not None:
             write_png(self.out / f"{name}_color.png", result.color)
 
     def finish(self, names: Sequence[str]) -> None:
@@ -245,9 +247,9 @@ class CocoWriter:
         tmp.replace(self.out / self.RESULT)
 
 
-def make_writer(output_format: str, out: Path, class_map: ClassMap) -> FrameWriter:
+def make_writer(output_format: str, out: Path, class_map: ClassMap, color: bool = False) -> FrameWriter:
     if output_format == "png":
-        return PngWriter(out)
+        return PngWriter(out, color)
     if output_format == "cvat":
         return CvatWriter(out, class_map)
     if output_format == "coco":

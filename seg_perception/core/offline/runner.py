@@ -129,10 +129,10 @@ class Outputs:
     """Everything written per frame: the format's files, --bag-out, then the index row."""
 
     def __init__(self, out: Path, class_map: ClassMap, output_format: str, resume: bool,
-                 bag_out: Path | None = None, label_threshold: float = 0.0) -> None:
+                 bag_out: Path | None = None, label_threshold: float = 0.0, color_files: bool = False) -> None:
         self.out = out
         self.index = IndexFile(out, class_map, resume)
-        self.writer = make_writer(output_format, out, class_map)
+        self.writer = make_writer(output_format, out, class_map, color_files)
         self.writer.start(self.index.names)
         self.bag = SegmentedBagWriter(free_bag_path(bag_out), class_map, label_threshold) if bag_out else None
 
