@@ -56,6 +56,7 @@ from ..core.offline.formats import FORMATS
 from ..core.offline.frames import BagSource, Source, SourceError, check_source, open_source
 from ..core.offline.index import ResumeError, classes_document, write_classes
 from ..core.offline.progress import Progress, duration
+from ..core.offline.ray_exec import RayError
 from ..core.offline.review import REVIEW_FILE
 from ..core.offline.runner import Executor, LocalExecutor, Outputs, RunStats, expected_total, run, source_frames
 from ..core.offline.segment import FrameSegmenter
@@ -214,13 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     _log(f"model '{args.model}' ({class_map.model_name or runtime.spec.name}) on {runtime.device}; "
                          f"classes: {', '.join(class_map.names)}")
                 else:
-                    from ..core.offline.ray_exec import RayError, RayExecutor
-                    try:
-                        ray_executor = RayExecutor(args.ray, args.ray_actors, args.model, args.device, args.description,
-                                                   options, keep_frame, args.review_threshold,
-                                                   args.ray_cpus_per_actor, args.ray_threads, _log)
-                    except RayError as exc:
-                        return _error(str(exc))
+                    from ..core.offline.ray_exec import RayExecutor
+                    ray_executor = RayExecutor(args.ray, args.ray_actors, args.model, args.device, args.description,
+                                               options, keep_frame, args.review_threshold, args.ray_cpus_per_actor,
+                                               args.ray_threads, _log)
                     executor = ray_executor
                     class_map = ray_executor.class_map
                     _log(f"model '{args.model}' ({ray_executor.model_name}); classes: {', '.join(class_map.names)}")
@@ -240,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             errors: list[str] = []
             stats = run(source_frames(sources, errors, progress.note), executor, outputs, progress, args.every,
                         args.limit, errors, PROG)
-    except (SourceError, ResumeError, BagOutError, OSError) as exc:
+    except (SourceError, ResumeError, BagOutError, RayError, OSError) as exc:
         return _error(str(exc))
     finally:
         if previous is not None:

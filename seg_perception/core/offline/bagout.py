@@ -114,7 +114,8 @@ class SegmentedBagWriter:
         never = QosTime(0, 0)  # unspecified: the default (infinite) deadline, lifespan and lease
         self._latched = [Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL,
                              never, never, QosLiveliness.AUTOMATIC, never, False)]
-        self._writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+        # Metadata version 8, not rosbags' latest 9: rosbag2 reads versions up to its own, and 8 dates from Iron.
+        self._writer = Writer(path, version=8, storage_plugin=StoragePlugin.MCAP)
         self._writer.open()
         self._connections: dict[str, Any] = {}
         self._namespaces: dict[str, str] = {}

@@ -138,7 +138,11 @@ class RayExecutor:
 
         def finished() -> tuple[FrameRef, Outcome]:
             ref, future, actor = in_flight.popleft()
-            outcome = ray.get(future)
+            try:
+                outcome = ray.get(future)
+            except ray.exceptions.RayError as exc:
+                # A node lost, an actor out of memory...: stop with what was written kept (--resume).
+                raise RayError(f"Ray failed on frame {ref.name} ({ref.source}): {exc}") from exc
             pending[actor] -= 1
             return ref, outcome
 
