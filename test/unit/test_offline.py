@@ -2,7 +2,6 @@
 written here, and ROS 2 / ROS 1 bags written here with rosbags. Nothing is downloaded."""
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -18,14 +17,15 @@ import pytest
 from rosbags.typesys import Stores
 
 from devtools.bags import CAMERA_TOPIC, COMPRESSED_TOPIC, BagBuilder, camera_recording, stamp_ns
+from devtools.outputs import read_rows, read_unchanged
 from seg_perception.apps import segment_offline as offline
-from seg_perception.core.pipeline import SegmentationOptions, SegmentationPipeline
-from seg_perception.core.runtimes.loader import load_model
 from seg_perception.core.offline.frames import FrameRef, RgbFrame, SourceError
 from seg_perception.core.offline.progress import Progress
 from seg_perception.core.offline.runner import LocalExecutor, Outputs, source_frames
 from seg_perception.core.offline.runner import run as run_job
 from seg_perception.core.offline.segment import FrameSegmenter
+from seg_perception.core.pipeline import SegmentationOptions, SegmentationPipeline
+from seg_perception.core.runtimes.loader import load_model
 from seg_perception.core.sources import sample_photo
 
 SIZE = (96, 96)  # small: the model's input is 256x256 anyway, and the selfie net still finds people
@@ -55,14 +55,10 @@ def run(capsys: pytest.CaptureFixture[str], *args: Any) -> tuple[int, str, str]:
 
 
 def read_index(out: Path) -> list[dict[str, str]]:
-    with open(out / "index.csv", newline="") as f:
-        return list(csv.DictReader(f))
+    return read_rows(out / "index.csv")
 
 
-def read_mask(path: Path) -> np.ndarray:
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    assert mask is not None, path
-    return mask
+read_mask = read_unchanged
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ the png masks, the segmented bag read back with rosbags, review.csv, progress, -
 interruption, a source failing midway, and a --ray run against the local one byte for byte."""
 from __future__ import annotations
 
-import csv
 import filecmp
 import io
 import json
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 
 from devtools.bags import CAMERA_TOPIC, COMPRESSED_TOPIC, FIRST_SEC, camera_recording, stamp_ns
+from devtools.outputs import read_rows, read_unchanged
 from seg_perception.apps import segment_offline as offline
 from seg_perception.core.labels import ClassMap
 from seg_perception.core.offline.formats import cvat_labels, voc_color
@@ -32,17 +32,6 @@ def photo(name: str) -> np.ndarray:
 
 def segment(*args: Any) -> int:
     return offline.main(["segment_offline", *map(str, args)])
-
-
-def rows_of(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def png(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    assert image is not None, path
-    return image
 
 
 @pytest.fixture(scope="module")
@@ -86,22 +75,22 @@ def test_cvat_layout(photos: Path, png_run: Path, tmp_path: Path) -> None:
     labels = parse_labelmap(tmp_path / "labelmap.txt")
     # Black is VOC's background: unlabeled pixels and the model's 'background' class; person keeps its color.
     assert labels == {"background": (0, 0, 0), "person": (220, 20, 60)}
-    names = [r["name"] for r in rows_of(tmp_path / "index.csv")]
+    names = [r["name"] for r in read_rows(tmp_path / "index.csv")]
     assert (tmp_path / "ImageSets" / "Segmentation" / "default.txt").read_text().split() == names
     raw_labels = json.loads((tmp_path / "cvat_labels.json").read_text())
     assert [(lab["name"], lab["color"]) for lab in raw_labels] == [("background", "#000000"), ("person", "#dc143c")]
     color_to_id = {labels["person"]: 1}
     for name in names:
-        painted = cv2.cvtColor(png(tmp_path / "SegmentationClass" / f"{name}.png"), cv2.COLOR_BGR2RGB)
+        painted = cv2.cvtColor(read_unchanged(tmp_path / "SegmentationClass" / f"{name}.png"), cv2.COLOR_BGR2RGB)
         colors = {tuple(c) for c in painted.reshape(-1, 3).tolist()}
         assert colors <= set(labels.values()), colors  # an undeclared color fails CVAT's import
-        reference = png(png_run / f"{name}_mask.png")
+        reference = read_unchanged(png_run / f"{name}_mask.png")
         decoded = np.full(reference.shape, 0, np.uint8)  # background and unlabeled are one label in CVAT
         for color, class_id in color_to_id.items():
             decoded[(painted == color).all(axis=2)] = class_id
         np.testing.assert_array_equal(decoded, np.where(reference == 1, 1, 0))
-        assert png(tmp_path / "JPEGImages" / f"{name}.jpg").shape == (*reference.shape, 3)
-    assert (png(png_run / "astronaut_mask.png") == 255).any()  # the threshold did leave unlabeled pixels
+        assert read_unchanged(tmp_path / "JPEGImages" / f"{name}.jpg").shape == (*reference.shape, 3)
+    assert (read_unchanged(png_run / "astronaut_mask.png") == 255).any()  # the threshold did leave unlabeled pixels
 
 
 def test_cvat_colors_stay_distinct_and_off_black() -> None:
@@ -126,9 +115,9 @@ def test_coco_decodes_to_the_png_masks(photos: Path, png_run: Path, tmp_path: Pa
     coco = COCO(str(tmp_path / "annotations.json"))
     assert {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())} == {1: "background", 2: "person"}
     images = coco.loadImgs(coco.getImgIds())
-    assert [i["file_name"] for i in images] == [f"{r['name']}.jpg" for r in rows_of(png_run / "index.csv")]
+    assert [i["file_name"] for i in images] == [f"{r['name']}.jpg" for r in read_rows(png_run / "index.csv")]
     for image in images:
-        reference = png(png_run / image["file_name"].replace(".jpg", "_mask.png"))
+        reference = read_unchanged(png_run / image["file_name"].replace(".jpg", "_mask.png"))
         assert (image["height"], image["width"]) == reference.shape
         decoded = np.full(reference.shape, 255, np.uint8)
         anns = coco.loadAnns(coco.getAnnIds(imgIds=[image["id"]]))
@@ -141,19 +130,19 @@ def test_coco_decodes_to_the_png_masks(photos: Path, png_run: Path, tmp_path: Pa
             rle = coco.annToRLE(ann)
             assert ann["bbox"] == pytest.approx(coco_mask.toBbox(rle).tolist())
         np.testing.assert_array_equal(decoded, reference)
-        assert png(tmp_path / "images" / image["file_name"]).shape == (*reference.shape, 3)
+        assert read_unchanged(tmp_path / "images" / image["file_name"]).shape == (*reference.shape, 3)
 
 
 # review.csv, progress ---------------------------------------------------------------------------
 
 def test_review_ranks_the_most_uncertain_frames_first(png_run: Path) -> None:
-    index = {r["name"]: r for r in rows_of(png_run / "index.csv")}
-    review = rows_of(png_run / "review.csv")
+    index = {r["name"]: r for r in read_rows(png_run / "index.csv")}
+    review = read_rows(png_run / "review.csv")
     assert [r["rank"] for r in review] == ["1", "2", "3"] and {r["name"] for r in review} == set(index)
     shares = [float(r["low_confidence_share"]) for r in review]
     assert shares == sorted(shares, reverse=True) and shares[0] > shares[-1]
     for row in review:
-        confidence = png(png_run / f"{row['name']}_confidence.png")
+        confidence = read_unchanged(png_run / f"{row['name']}_confidence.png")
         assert float(row["mean_confidence"]) == pytest.approx(confidence.mean() / 255, abs=1e-6)
         assert float(row["low_confidence_share"]) == pytest.approx((confidence < 0.7 * 255).mean(), abs=1e-6)
         assert row["low_confidence_share"] == index[row["name"]]["low_confidence_share"]
@@ -225,7 +214,7 @@ def test_bag_out_holds_source_frames_and_labels_with_source_stamps(tmp_path: Pat
             assert all(m.encoding == encoding and (m.width, m.height) == SIZE for m in outs)
         for msg, stamp in zip(by_topic[f"{base}/mask"], stamps):
             name = f"{topic.strip('/').replace('/', '_')}_{stamp}"
-            np.testing.assert_array_equal(msg.data.reshape(SIZE[1], SIZE[0]), png(tmp_path / "out" / f"{name}_mask.png"))
+            np.testing.assert_array_equal(msg.data.reshape(SIZE[1], SIZE[0]), read_unchanged(tmp_path / "out" / f"{name}_mask.png"))
         class_map, = by_topic[f"{base}/class_map"]
         assert [(c.id, c.name, c.color.tolist(), c.obstacle) for c in class_map.classes] == [
             (0, "background", [0, 0, 0], False), (1, "person", [220, 20, 60], True)]
@@ -242,8 +231,8 @@ def outputs_equal(a: Path, b: Path, ignore: tuple[str, ...] = ()) -> None:
     assert files_a == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
     for rel in files_a:
         if rel.name == "index.csv":
-            strip = [{k: v for k, v in r.items() if k != "inference_ms"} for r in rows_of(a / rel)]
-            assert strip == [{k: v for k, v in r.items() if k != "inference_ms"} for r in rows_of(b / rel)]
+            strip = [{k: v for k, v in r.items() if k != "inference_ms"} for r in read_rows(a / rel)]
+            assert strip == [{k: v for k, v in r.items() if k != "inference_ms"} for r in read_rows(b / rel)]
         elif rel.name not in ignore:
             assert filecmp.cmp(a / rel, b / rel, shallow=False), rel
 
@@ -264,7 +253,7 @@ def test_resume_an_interrupted_run(photos: Path, tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(FileSource, "frames", interrupted)
     out = tmp_path / "resumed"
     assert segment(photos, "--out", out, *args) == 130
-    assert [r["name"] for r in rows_of(out / "index.csv")] == ["astronaut", "camera"]
+    assert [r["name"] for r in read_rows(out / "index.csv")] == ["astronaut", "camera"]
     assert json.loads((out / "annotations.json").read_text())["images"][1]["file_name"] == "camera.jpg"
     # A hard kill can leave half a row and half a staging record; the frame is then done again.
     with open(out / "index.csv", "a") as f:
@@ -291,9 +280,9 @@ def test_source_failing_midway_is_named_and_the_rest_is_kept(photos: Path, tmp_p
     assert code == 1
     assert f"cannot open video '{broken}'" in err
     # Frames before the broken source and after it are written and listed.
-    assert [r["name"] for r in rows_of(tmp_path / "out" / "index.csv")] == ["astronaut", "camera", "coffee",
+    assert [r["name"] for r in read_rows(tmp_path / "out" / "index.csv")] == ["astronaut", "camera", "coffee",
                                                                              "coffee_1"]
-    assert len(rows_of(tmp_path / "out" / "review.csv")) == 4
+    assert len(read_rows(tmp_path / "out" / "review.csv")) == 4
 
 
 # --ray -------------------------------------------------------------------------------------------
@@ -307,5 +296,5 @@ def test_ray_run_matches_the_local_run_byte_for_byte(photos: Path, tmp_path: Pat
                    "--ray", "auto", "--ray-actors", "2") == 0
     outputs_equal(tmp_path / "local", tmp_path / "ray")
     outputs_equal(tmp_path / "local_bag", tmp_path / "ray_bag")
-    assert [r["name"] for r in rows_of(tmp_path / "ray" / "index.csv")][:2] == [
+    assert [r["name"] for r in read_rows(tmp_path / "ray" / "index.csv")][:2] == [
         "astronaut", f"camera_image_raw_{stamp_ns(FIRST_SEC, 5_000_000)}"]
