@@ -107,6 +107,7 @@ def test_cvat_colors_stay_distinct_and_off_black() -> None:
 
 # COCO -----------------------------------------------------------------------------------------
 
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # inside pycocotools, numpy 2
 def test_coco_decodes_to_the_png_masks(photos: Path, png_run: Path, tmp_path: Path) -> None:
     from pycocotools import mask as coco_mask
     from pycocotools.coco import COCO
@@ -221,6 +222,22 @@ def test_bag_out_holds_source_frames_and_labels_with_source_stamps(tmp_path: Pat
         label_info, = by_topic[f"{base}/label_info"]
         assert [(c.class_id, c.class_name) for c in label_info.class_map] == [(0, "background"), (1, "person")]
     assert not list((tmp_path / "out").glob("*_color.png"))  # the color mask went to the bag only
+
+
+def test_embedded_label_info_definition_is_vision_msgs() -> None:
+    """Without vision_msgs installed, --bag-out writes LabelInfo with an embedded definition: the
+    same fields as upstream vision_msgs (comments aside), so readers decode it alike."""
+    from seg_perception.core.offline import bagout
+
+    upstream = Path(__file__).resolve().parents[2].parent / "shared" / "upstream" / "vision_msgs" / "vision_msgs" / "msg"
+    if not upstream.is_dir():
+        pytest.skip(f"no upstream vision_msgs at {upstream}")
+
+    def fields(text: str) -> list[str]:
+        return [" ".join(line.split("#", 1)[0].split()) for line in text.splitlines() if line.split("#", 1)[0].strip()]
+
+    assert fields(bagout._LABEL_INFO_MSG) == fields((upstream / "LabelInfo.msg").read_text())
+    assert fields(bagout._VISION_CLASS_MSG) == fields((upstream / "VisionClass.msg").read_text())
 
 
 # --resume, failing sources ----------------------------------------------------------------------
