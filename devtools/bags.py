@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
-from seg_perception.core.conversions import fill_compressed, fill_image
+from devtools.msgtools import fill_compressed
+from seg_perception.core.conversions import fill_image
 
 CAMERA_TOPIC = "/camera/image_raw"
 COMPRESSED_TOPIC = "/camera/image_raw/compressed"

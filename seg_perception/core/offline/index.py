@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..labels import UNLABELED, ClassMap
+from ..labels import UNLABELED, ClassMap, label_shares
 from ..pipeline import SegmentationOptions
 from .frames import FrameRef
 from .segment import FrameResult
@@ -61,9 +61,8 @@ def index_header(class_map: ClassMap) -> list[str]:
 
 def class_shares(labels: np.ndarray, class_map: ClassMap) -> list[float]:
     """Fraction of pixels per class in class-map order, then unlabeled."""
-    counts = np.bincount(labels.ravel(), minlength=256)
-    total = max(int(labels.size), 1)
-    return [float(counts[c.id]) / total for c in class_map.classes] + [float(counts[UNLABELED]) / total]
+    shares = label_shares(labels)
+    return [float(shares[c.id]) for c in class_map.classes] + [float(shares[UNLABELED])]
 
 
 class IndexFile:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..errors import first_line
 from ..pipeline import SegmentationOptions, SegmentationPipeline
 from .frames import Payload
 from .review import Uncertainty, uncertainty
@@ -44,11 +45,6 @@ class BadFrame:
 Outcome = FrameResult | BadFrame
 
 
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 class FrameSegmenter:
     def __init__(self, pipeline: SegmentationPipeline, options: SegmentationOptions, keep_frame: bool = False,
                  review_threshold: float = 0.7) -> None:
@@ -62,7 +58,7 @@ class FrameSegmenter:
             rgb = payload.decode()
             result = self.pipeline(rgb, self.options)
         except (ValueError, cv2.error) as exc:
-            return BadFrame(one_line(exc))
+            return BadFrame(first_line(exc))
         confidence = result.confidence
         assert confidence is not None  # asked for: want_confidence is never turned off here
         return FrameResult(result.labels, confidence, result.color, result.overlay, (int(rgb.shape[1]), int(rgb.shape[0])),
