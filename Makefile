@@ -2,8 +2,9 @@
 # and is idempotent.
 .PHONY: demo test test-unit test-stock setup setup-upstream bench clean
 
+# MODEL=drivable (or any builtin name / model file) runs the demo with another model.
 demo: setup
-	bash scripts/run.sh python -m devtools.demo
+	bash scripts/run.sh python -m devtools.demo $(if $(MODEL),--model $(MODEL))
 
 # Everything, then the ROS-free tests again under the stock Jazzy versions (OpenCV 4.6, numpy 1.26).
 test: setup setup-upstream

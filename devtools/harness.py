@@ -15,7 +15,9 @@ from typing import Any
 
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import QoSProfile
+
+from seg_perception.ros import qos
 
 
 def installed_executable(name: str = "segmentation_node") -> str:
@@ -178,7 +180,7 @@ def change_state(node: Node, target: str, transition: int, timeout: float = 30.0
     return bool(call_service(node, ChangeState, f"{target}/change_state", request, timeout).success)
 
 
-SENSOR_QOS = qos_profile_sensor_data
+SENSOR_QOS = qos.SENSOR
 
 __all__ = ["Collector", "SENSOR_QOS", "Spinner", "call_service", "change_state", "installed_executable",
            "lifecycle_state", "node_command", "start_node", "stop_process", "wait_until"]
