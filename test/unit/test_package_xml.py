@@ -32,13 +32,17 @@ MODULE_KEYS = {
     "rosbags": "python3-rosbags-pip",
     "skimage": "python3-skimage",
     "pytest": "python3-pytest",
+    "tqdm": "python3-tqdm",
+    "transformers": "python3-transformers-pip",
 }
-# Test-only extras with no rosdep key (or one we deliberately do not pull in): the tests that use
-# them skip with a reason where they are absent.
-UNDECLARED_TEST_EXTRAS = {
-    "onnx": "no key; exports test ONNX models (test_runtimes: importorskip)",
-    "ai_edge_litert": "no key; the TFLite reference of the selfie port (test_selfie_fidelity: importorskip)",
-    "mypy": "a development check pinned with its stubs in requirements.txt (test_typing: importorskip)",
+# Extras with no rosdep key (or, mypy, one we deliberately do not pull in): imported only where
+# used, so the rest runs without them; the tests that use them skip with a reason where absent.
+UNDECLARED_EXTRAS = {
+    "onnx": "test-only: exports test ONNX models (importorskip)",
+    "ai_edge_litert": "test-only: the TFLite reference of the selfie port (importorskip)",
+    "mypy": "test-only: a development check pinned with its stubs in requirements.txt (importorskip)",
+    "pycocotools": "segment_offline's COCO output, imported when that format is asked for",
+    "ray": "segment_offline --ray, imported when asked for",
 }
 OURS = {"seg_perception", "devtools", "bench"}
 RUN_TAGS = {"depend", "exec_depend"}
@@ -166,12 +170,29 @@ def test_every_import_is_declared() -> None:
     for files, tags, tag in scopes:
         for module, where in sorted(_imports(files).items()):
             key = _key_for(module)
-            if key is None or (tag == "test_depend" and module in UNDECLARED_TEST_EXTRAS):
+            if key is None or module in UNDECLARED_EXTRAS:
                 continue
             if not declared.get(key, set()) & tags:
                 problems.append(f"{module} (imported by {', '.join(sorted(where)[:3])}): add <{tag}>{key}</{tag}>")
     assert not problems, ("imports not declared in package.xml (a module that is not a ROS package needs its "
                           "rosdep key in MODULE_KEYS here):\n" + "\n".join(problems))
+
+
+def test_undeclared_extras_are_imported_only_where_used() -> None:
+    """Extras without a key never sit at module level of the package: importing it never needs them."""
+    at_top = []
+    for path in _py("seg_perception", "launch"):
+        for node in ast.parse(path.read_text(), str(path)).body:
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+            at_top += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in UNDECLARED_EXTRAS]
+    assert not at_top, at_top
+
+
+def test_no_key_is_declared_twice() -> None:
+    entries = [(e.tag, (e.text or "").strip()) for e in ET.parse(ROOT / "package.xml").getroot()
+               if isinstance(e.tag, str) and e.tag.endswith("depend")]
+    assert len(entries) == len(set(entries)), sorted({e for e in entries if entries.count(e) > 1})
 
 
 def test_build_keys_match_cmake() -> None:
