@@ -25,6 +25,7 @@ from seg_perception.core.conversions import (
     depth_to_meters,
     image_to_rgb,
 )
+from seg_perception.core.health import describe_stamp_problem, stamp_problem, throughput_problem
 from seg_perception.core.image_headers import read_header
 from seg_perception.core.projection import Intrinsics, obstacle_points, voxel_centroids
 from seg_perception.core.wire_text import WIRE_TEXT_LIMIT, wire_text
@@ -300,3 +301,33 @@ def test_buffer_pool_gives_back_arrays_of_an_old_size() -> None:
     pool.clear()
     assert pool.nbytes == 0
     assert BufferPool(enabled=False).get("x", 4, 4) is None
+
+
+# ------------------------------------------------------------------ health judgements
+
+
+def test_stamp_problems() -> None:
+    assert stamp_problem(0.02) is None and stamp_problem(-0.1) is None and stamp_problem(30.0) is None
+    assert stamp_problem(-5.0) == "future"
+    assert stamp_problem(96026663.889) == "stale"
+    assert "future" in describe_stamp_problem("future", -5.0)
+    assert "use_sim_time" in describe_stamp_problem("stale", 3600.0)
+
+
+@pytest.mark.parametrize("rates, fragment", [
+    ((30.0, 0.8, 1200.0, 29.0, 0.0, 0.0), "model too slow"),
+    ((30.0, 2.0, 0.0, 0.0, 28.0, 0.0), "rejected"),
+    ((30.0, 5.0, 10.0, 25.0, 0.0, 0.0), "waits elsewhere"),
+])
+def test_throughput_problem_says_why(rates: tuple[float, ...], fragment: str) -> None:
+    reason = throughput_problem(*rates)
+    assert reason is not None and fragment in reason
+
+
+@pytest.mark.parametrize("rates", [
+    (30.0, 29.0, 20.0, 1.0, 0.0, 0.0),  # keeping up
+    (0.5, 0.0, 5000.0, 0.0, 0.0, 0.0),  # too few frames to judge
+    (30.0, 15.0, 60.0, 15.0, 0.0, 0.0),  # half the frames: thinned, not far behind
+])
+def test_throughput_without_problem(rates: tuple[float, ...]) -> None:
+    assert throughput_problem(*rates) is None
