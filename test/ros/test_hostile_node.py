@@ -1,0 +1,348 @@
+"""segmentation_node under hostile input, as a process over DDS: decompression bombs, damaged JPEGs,
+megabyte encodings, absurd parameters, non-finite calibration, clocks that are off, and signals
+while frames flow. Each case must cost bounded memory and bounded log output, be reported, and
+leave the node serving the next good frame."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from builtin_interfaces.msg import Time  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.parameter_client import AsyncParameterClient  # noqa: E402
+from rclpy.qos import QoSProfile, qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # noqa: E402
+
+from bench.procstat import status_kib  # noqa: E402
+from devtools.harness import Collector, wait_until  # noqa: E402
+from devtools.hostile import BAD_K, corrupt_jpeg, png_bomb  # noqa: E402
+from seg_perception.core.conversions import fill_image  # noqa: E402
+from seg_perception.core.sources import sample_photo  # noqa: E402
+
+TIMEOUT = 30.0
+MEMORY_BOUND_MIB = 300.0
+"""Peak resident memory a hostile input may add (a decoded 20000x20000 bomb alone is 1144 MiB)."""
+LOG_BOUND_BYTES = 16_000
+"""Log output a burst of hostile messages may add: a few throttled lines."""
+
+
+def photo(width: int, height: int) -> np.ndarray:
+    return cv2.resize(sample_photo("astronaut"), (width, height), interpolation=cv2.INTER_AREA)
+
+
+class Diagnostics:
+    """The newest diagnostics status of one node."""
+
+    def __init__(self, ros: Any, node_name: str) -> None:
+        self.node_name = node_name
+        self.cond = threading.Condition()
+        self.level = -1
+        self.message = ""
+        self.values: dict[str, str] = {}
+        self.sub = ros.create_subscription(DiagnosticArray, "/diagnostics", self._on_msg, QoSProfile(depth=20))
+
+    def _on_msg(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if self.node_name in status.name:
+                with self.cond:
+                    self.level = status.level[0] if isinstance(status.level, bytes) else int(status.level)
+                    self.message = status.message
+                    self.values = {kv.key: kv.value for kv in status.values}
+                    self.cond.notify_all()
+
+    def count(self, key: str) -> int:
+        with self.cond:
+            return int(self.values.get(key, 0))
+
+    def wait(self, predicate: Any, what: str, timeout: float = TIMEOUT) -> None:
+        with self.cond:
+            ok = self.cond.wait_for(lambda: predicate(self), timeout)
+            assert ok, f"diagnostics never showed {what}; last: level {self.level} {self.message!r} {self.values}"
+
+
+class Node:
+    """One running segmentation_node seen from the test: publishers, outputs, diagnostics."""
+
+    def __init__(self, ros: Any, running: Any, outputs: tuple[str, ...] = ("mask",)) -> None:
+        self.ros = ros
+        self.running = running
+        ns = running.namespace
+        self.ns = ns
+        self.image = ros.create_publisher(Image, f"{ns}/image", qos_profile_sensor_data)
+        self.compressed = ros.create_publisher(CompressedImage, f"{ns}/image/compressed", qos_profile_sensor_data)
+        self.depth = ros.create_publisher(Image, f"{ns}/depth", qos_profile_sensor_data)
+        self.info = ros.create_publisher(CameraInfo, f"{ns}/camera_info", qos_profile_sensor_data)
+        self.depth_info = ros.create_publisher(CameraInfo, f"{ns}/depth/camera_info", qos_profile_sensor_data)
+        types = {"points": PointCloud2, "obstacle_points": PointCloud2, "camera_info": CameraInfo}
+        self.out = Collector(ros, [(f"{ns}/segmentation/{o}", types.get(o, Image)) for o in outputs])
+        self.diag = Diagnostics(ros, running.name)
+        self.params = AsyncParameterClient(ros, f"{ns}/{running.name}")
+
+    def topic(self, name: str) -> str:
+        return f"{self.ns}/segmentation/{name}"
+
+    def got(self, output: str, stamp: Time) -> bool:
+        return self.out.with_stamp(self.topic(output), stamp) is not None
+
+    def serve(self, send: Any, sec: int, outputs: tuple[str, ...] = ("mask",), timeout: float = TIMEOUT) -> None:
+        """Call ``send(stamp)`` until every output of that stamp came back (best effort: resend)."""
+        stamp = Time(sec=sec)
+
+        def answered() -> bool:
+            send(stamp)
+            try:
+                self.out.wait_for(lambda _: all(self.got(o, stamp) for o in outputs), 0.7, "outputs")
+                return True
+            except TimeoutError:
+                return False
+        wait_until(lambda: self.running.proc.poll() is not None or answered(), timeout, f"{outputs} of stamp {sec}")
+        assert self.running.proc.poll() is None, self.running.log
+
+    def rejected_after(self, send: Any, before: int, sec: int) -> None:
+        """Send a bad message (resending while best effort loses it) until the node counted a rejection."""
+        stamp = Time(sec=sec)
+        last = [0.0]
+
+        def counted() -> bool:
+            if self.diag.count("rejected_inputs") > before:
+                return True
+            if time.monotonic() - last[0] > 0.5:
+                send(stamp)
+                last[0] = time.monotonic()
+            return False
+        wait_until(counted, TIMEOUT, "the rejection to be counted")
+
+    def set(self, **values: Any) -> Any:
+        future = self.params.set_parameters([Parameter(k, value=v) for k, v in values.items()])
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        assert done.wait(TIMEOUT), "no answer from set_parameters"
+        return future.result().results[0]
+
+    @property
+    def log_bytes(self) -> int:
+        return self.running.log_path.stat().st_size if self.running.log_path.exists() else 0
+
+    def rss_mib(self, key: str = "VmRSS") -> float:
+        kib = status_kib(self.running.proc.pid, key)
+        assert kib is not None, "node process gone"
+        return kib / 1024.0
+
+    def close(self) -> None:
+        for pub in (self.image, self.compressed, self.depth, self.info, self.depth_info):
+            self.ros.destroy_publisher(pub)
+        for sub in (*self.out.subs, self.diag.sub):
+            self.ros.destroy_subscription(sub)
+
+
+@pytest.fixture
+def node(ros: Any, seg_node: Any) -> Any:
+    made: list[Node] = []
+
+    def make(params: dict[str, Any], outputs: tuple[str, ...] = ("mask",)) -> Node:
+        running = seg_node({"warmup_iterations": 1, "diagnostics_period": 0.3, **params})
+        made.append(Node(ros, running, outputs))
+        return made[-1]
+
+    yield make
+    for n in made:
+        n.close()
+
+
+def _compressed(fmt: str, payload: bytes, stamp: Time) -> CompressedImage:
+    msg = CompressedImage(format=fmt, data=payload)
+    msg.header.stamp = stamp
+    msg.header.frame_id = "cam"
+    return msg
+
+
+def _raw(rgb: np.ndarray, stamp: Time, encoding: str = "rgb8") -> Image:
+    msg = Image()
+    msg.header.stamp = stamp
+    msg.header.frame_id = "cam"
+    fill_image(msg, rgb, "rgb8")
+    msg.encoding = encoding
+    return msg
+
+
+def test_compressed_bombs_corrupt_jpegs_and_huge_formats(node: Any) -> None:
+    n = node({"use_depth": False, "input_transport": "compressed"})
+    jpeg = cv2.imencode(".jpg", cv2.cvtColor(photo(320, 240), cv2.COLOR_RGB2BGR))[1].tobytes()
+
+    def good(stamp: Time) -> None:
+        n.compressed.publish(_compressed("rgb8; jpeg compressed bgr8", jpeg, stamp))
+
+    n.serve(good, 1)
+    idle_mib = n.rss_mib()
+    bomb = png_bomb(20000, 20000)  # 48 KB that decodes to 1.2 GB
+    for i in range(3):
+        before = n.diag.count("rejected_inputs")
+        n.rejected_after(lambda stamp: n.compressed.publish(_compressed("png", bomb, stamp)), before, 100 + i)
+    assert "exceeds the limit" in n.running.log
+    n.diag.wait(lambda d: d.level == 1 and "rejected" in d.message, "a WARN about rejected inputs")
+    n.serve(good, 2)
+    peak_added = n.rss_mib("VmHWM") - idle_mib
+    assert peak_added < MEMORY_BOUND_MIB, f"bombs raised the peak by {peak_added:.0f} MiB"
+
+    before = n.diag.count("rejected_inputs")
+    damaged = corrupt_jpeg(photo(320, 240))
+    n.rejected_after(lambda stamp: n.compressed.publish(_compressed("jpeg", damaged, stamp)), before, 200)
+    wait_until(lambda: "Corrupt JPEG data" in n.running.log, TIMEOUT, "the corrupt-JPEG reason in the log")
+    n.serve(good, 3)
+
+    log_before = n.log_bytes
+    before = n.diag.count("rejected_inputs")
+    for i in range(30):  # distinct 200 KB format strings, then 1 MB ones
+        size = 200_000 if i < 25 else 1_000_000
+        n.compressed.publish(_compressed(f"{i}\n" + "x" * size, b"not an image", Time(sec=300 + i)))
+    n.rejected_after(lambda stamp: None, before, 0)
+    n.serve(good, 4)
+    added = n.log_bytes - log_before
+    assert added < LOG_BOUND_BYTES, f"30 hostile formats added {added} bytes of log"
+    assert n.running.proc.poll() is None
+
+
+def test_raw_geometry_and_encodings_cost_nothing_and_stay_short(node: Any) -> None:
+    n = node({"use_depth": False})
+    rgb = photo(160, 120)
+    n.serve(lambda stamp: n.image.publish(_raw(rgb, stamp)), 1)
+    giant = Image(height=100_000, width=100_000, encoding="rgb8", step=300_000, data=bytes(64))
+    before = n.diag.count("rejected_inputs")
+    n.rejected_after(lambda stamp: n.image.publish(giant), before, 0)
+    wait_until(lambda: "100000x100000 pixels" in n.running.log, TIMEOUT, "the size limit in the log")
+
+    log_before = n.log_bytes
+    before = n.diag.count("rejected_inputs")
+    for i in range(20):
+        n.image.publish(_raw(rgb, Time(sec=50 + i), encoding=f"\x1b[31m{i}" + "e" * 1_000_000))
+    n.rejected_after(lambda stamp: None, before, 0)
+    n.serve(lambda stamp: n.image.publish(_raw(rgb, stamp)), 2)
+    added = n.log_bytes - log_before
+    assert added < LOG_BOUND_BYTES, f"20 one-megabyte encodings added {added} bytes of log"
+    assert "\x1b[31m" not in n.running.log
+
+
+def test_absurd_parameters_are_refused_with_a_reason(node: Any) -> None:
+    n = node({"use_depth": False})
+    rgb = photo(160, 120)
+    n.serve(lambda stamp: n.image.publish(_raw(rgb, stamp)), 1)
+    for values, fragment in [
+        ({"voxel_size": 1e-20}, "voxel_size"),
+        ({"output_size": "99999999999999999999x1"}, "output_size"),
+        ({"output_size": "8000x8000"}, "max_image_pixels"),
+        ({"max_image_pixels": 0}, "max_image_pixels"),
+        ({"min_range": float("nan")}, "min_range"),
+    ]:
+        result = n.set(**values)
+        assert not result.successful, values
+        assert fragment in result.reason, (values, result.reason)
+    assert n.set(output_size="80x60").successful
+    n.serve(lambda stamp: n.image.publish(_raw(rgb, stamp)), 2)
+    mask = n.out.with_stamp(n.topic("mask"), Time(sec=2))[1]
+    assert (mask.width, mask.height) == (80, 60)
+
+
+def test_non_finite_depth_calibration_is_refused_not_turned_into_an_empty_cloud(node: Any) -> None:
+    n = node({"use_depth": True, "depth_wait": 0.3}, outputs=("mask", "obstacle_points", "points"))
+    rgb = photo(160, 120)
+    depth_mm = np.full((120, 160), 2000, np.uint16)
+    good_k = [120.0, 0.0, 79.5, 0.0, 120.0, 59.5, 0.0, 0.0, 1.0]
+
+    def frame(k: list[float]) -> Any:
+        def send(stamp: Time) -> None:
+            info = CameraInfo(width=160, height=120, k=k)
+            info.header.stamp = stamp
+            info.header.frame_id = "cam"
+            depth = Image()
+            depth.header = info.header
+            fill_image(depth, depth_mm, "16UC1")
+            n.depth_info.publish(info)
+            n.depth.publish(depth)
+            n.image.publish(_raw(rgb, stamp))
+        return send
+
+    n.serve(frame(good_k), 1, ("mask", "obstacle_points", "points"))
+    for i, name in enumerate(("nan_center", "huge_center", "inf_focal")):
+        stamp_sec = 10 + i
+        n.serve(frame(BAD_K[name]), stamp_sec)
+        n.diag.wait(lambda d: d.level == 1 and "depth/camera_info" in d.message, f"a WARN for {name}")
+        assert not n.got("obstacle_points", Time(sec=stamp_sec)), f"{name}: a cloud from a broken calibration"
+        assert not n.got("points", Time(sec=stamp_sec)), name
+    assert n.diag.count("camera_info_rejected") >= 3
+    assert "depth/camera_info" in n.running.log
+    n.serve(frame(good_k), 20, ("mask", "obstacle_points", "points"))
+    n.diag.wait(lambda d: "camera_info" not in d.message, "the calibration WARN to clear")
+
+
+def test_clock_problems_are_counted_and_kept_out_of_latency(ros: Any, node: Any) -> None:
+    n = node({"use_depth": False})
+    rgb = photo(160, 120)
+
+    def now_plus(seconds: float) -> Any:
+        def send(_stamp: Time) -> None:
+            stamp = ros.get_clock().now().to_msg()
+            stamp.sec += int(seconds)
+            msg = _raw(rgb, stamp)
+            n.image.publish(msg)
+            sent.append(stamp)
+        return send
+
+    sent: list[Time] = []
+    wait_until(lambda: now_plus(0)(Time()) or any(n.got("mask", s) for s in sent), TIMEOUT, "a first mask")
+    sent.clear()
+    wait_until(lambda: now_plus(10**6)(Time()) or any(n.got("mask", s) for s in sent), TIMEOUT, "a future frame")
+    n.diag.wait(lambda d: d.count("clock_problems") >= 1 and d.level == 1 and "clock" in d.message,
+                "the future stamp as a clock problem")
+    assert float(n.diag.values["latency_max_ms"]) < 60_000, n.diag.values
+    sent.clear()
+    wait_until(lambda: now_plus(0)(Time()) or any(n.got("mask", s) for s in sent), TIMEOUT, "a sane frame")
+    n.diag.wait(lambda d: "clock" not in d.message, "the clock WARN to clear with a sane stamp")
+
+
+def _shm_files_mapped() -> set[str]:
+    mapped: set[str] = set()
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        try:
+            text = maps.read_text()
+        except OSError:
+            continue
+        mapped.update(line.split("/dev/shm/")[1].split()[0] for line in text.splitlines() if "/dev/shm/" in line)
+    return mapped
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_under_load_exits_cleanly(ros: Any, node: Any, signum: int) -> None:
+    shm_before = set(os.listdir("/dev/shm"))
+    n = node({"use_depth": False}, outputs=("mask", "confidence", "color_mask", "overlay"))
+    rgb = photo(640, 480)
+    template = _raw(rgb, Time())
+
+    def tick() -> None:
+        template.header.stamp = ros.get_clock().now().to_msg()
+        n.image.publish(template)
+
+    timer = ros.create_timer(1 / 30, tick)
+    try:
+        n.out.wait_for(lambda m: len(m[n.topic("overlay")]) >= 5, TIMEOUT * 2, "outputs under load")
+        n.running.proc.send_signal(signum)
+        code = n.running.proc.wait(TIMEOUT)
+    finally:
+        ros.destroy_timer(timer)
+    log = n.running.log
+    assert code == 0, log[-2000:]
+    bad = [line for line in log.splitlines() if "[ERROR]" in line or "Traceback" in line or "RCLError" in line]
+    assert not bad, bad
+    leftover = {f for f in set(os.listdir("/dev/shm")) - shm_before if f.startswith(("fastdds", "fastrtps", "sem.fast"))}
+    leftover -= _shm_files_mapped()  # still open by a live process: not the node's
+    assert not leftover, f"shared memory left behind: {sorted(leftover)}"
