@@ -52,7 +52,11 @@ __all__ = [
 ]
 
 
-ProblemKind = Literal["encoding", "geometry", "too_large", "corrupt", "format"]
+ProblemKind = Literal["encoding", "empty", "step", "data_size", "layout", "too_large", "corrupt", "format"]
+"""encoding: unknown encoding; empty: no pixels; step: rows shorter than a row of pixels;
+data_size: data shorter than step * height or not bytes; layout: a size the encoding cannot have
+(odd width for yuv422); too_large: above ImageLimits; corrupt: the codec failed or warned;
+format: a compressed payload that is no image format we read."""
 
 
 class ImageFormatError(ValueError):
@@ -62,7 +66,7 @@ class ImageFormatError(ValueError):
     per kind: the text quotes the message and differs from one bad message to the next.
     """
 
-    def __init__(self, text: str, kind: ProblemKind = "geometry") -> None:
+    def __init__(self, text: str, kind: ProblemKind) -> None:
         super().__init__(text)
         self.kind: ProblemKind = kind
 
@@ -116,19 +120,21 @@ def check_image_geometry(
             than ``step * height``.
     """
     if height <= 0 or width <= 0:
-        raise ImageFormatError(f"empty image ({width}x{height})")
+        raise ImageFormatError(f"empty image ({width}x{height})", "empty")
     limits.check(width, height, step * height, "raw image")
     row_bytes = width * bytes_per_pixel
     if step < row_bytes:
         raise ImageFormatError(
             f"step {step} < width*bytes_per_pixel {row_bytes} "
-            f"(width {width}, {bytes_per_pixel} bytes per pixel)"
+            f"(width {width}, {bytes_per_pixel} bytes per pixel)",
+            "step",
         )
     expected = step * height
     if data_size < expected:
         raise ImageFormatError(
             f"data is {data_size} bytes, expected step*height = {expected} "
-            f"(step {step}, height {height})"
+            f"(step {step}, height {height})",
+            "data_size",
         )
 
 
@@ -207,7 +213,7 @@ def _canonical_encoding(encoding: Any) -> str:
 def _data_bytes(data: Any) -> np.ndarray:
     """``data`` as a flat uint8 array, without copying whenever the buffer allows it."""
     if data is None:
-        raise ImageFormatError("message has no data")
+        raise ImageFormatError("message has no data", "data_size")
     try:
         return np.frombuffer(data, dtype=np.uint8)
     except (TypeError, ValueError, BufferError):
@@ -217,12 +223,12 @@ def _data_bytes(data: Any) -> np.ndarray:
         try:
             return np.asarray(data, dtype=np.uint8)
         except (OverflowError, ValueError, TypeError) as exc:
-            raise ImageFormatError(f"data is not a sequence of bytes: {exc}") from exc
+            raise ImageFormatError(f"data is not a sequence of bytes: {exc}", "data_size") from exc
     try:
         return np.ascontiguousarray(np.asarray(data)).reshape(-1).view(np.uint8)
     except (TypeError, ValueError) as exc:
         raise ImageFormatError(
-            f"data of type {type(data).__name__} is not a byte buffer"
+            f"data of type {type(data).__name__} is not a byte buffer", "data_size"
         ) from exc
 
 
@@ -274,7 +280,7 @@ def image_to_rgb(msg: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> np.nda
     channels, itemsize, convert = layout
     if encoding in _YUV422_ENCODINGS and int(msg.width) % 2:
         # Two pixels share one chroma pair, so an odd width has no valid layout.
-        raise ImageFormatError(f"{encoding} needs an even width, got width {int(msg.width)}")
+        raise ImageFormatError(f"{encoding} needs an even width, got width {int(msg.width)}", "layout")
     pixels = _pixels(msg, channels, itemsize, "u", limits)
     try:
         return convert(pixels)
@@ -320,7 +326,7 @@ def compressed_to_rgb(msg: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> n
         )
     buffer = _data_bytes(msg.data)
     if buffer.size == 0:
-        raise ImageFormatError(f"empty compressed image (format {wire_text(fmt)})")
+        raise ImageFormatError(f"empty compressed image (format {wire_text(fmt)})", "empty")
     header = read_header(buffer.data)
     if header is None:
         raise ImageFormatError(
@@ -329,7 +335,7 @@ def compressed_to_rgb(msg: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> n
             "format",
         )
     if header.width <= 0 or header.height <= 0:
-        raise ImageFormatError(f"empty compressed image ({header.width}x{header.height} {header.codec})")
+        raise ImageFormatError(f"empty compressed image ({header.width}x{header.height} {header.codec})", "empty")
     limits.check(header.width, header.height, header.decoded_bytes, f"compressed {header.codec} image")
     stored_rgb = _compressed_payload_is_rgb(fmt)
     if header.codec == "jpeg" and header.channels in (1, 3):
