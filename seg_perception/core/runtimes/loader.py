@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import first_line
 from .base import ModelLoadError, ModelSpec, Runtime, resolve_device
 from .builtin import BUILTIN_MODELS, canonical_builtin, check_fp16, load_builtin
 from .description import find_description, load_description
@@ -79,7 +80,7 @@ def validate_runtime(runtime: Runtime, source: str) -> None:
         output = runtime(batch)
     except Exception as exc:  # noqa: BLE001 - any failure of the forward is a load failure
         raise ModelLoadError(source, f"the test forward pass on a 1x3x{spec.input_height}x{spec.input_width} "
-                                     f"input failed: {_first_line(exc)}") from exc
+                                     f"input failed: {first_line(exc)}") from exc
     check_output(output, spec, source)
 
 
@@ -186,8 +187,4 @@ def _model_file(name: str) -> Path:
         raise ModelLoadError(source, "model file is empty (an interrupted copy or export?)")
     return path
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
