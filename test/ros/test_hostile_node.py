@@ -44,10 +44,10 @@ def photo(width: int, height: int) -> np.ndarray:
 
 
 class Diagnostics:
-    """The newest diagnostics status of one node."""
+    """The newest diagnostics status `<node name>: <task>` of one node."""
 
-    def __init__(self, ros: Any, node_name: str) -> None:
-        self.node_name = node_name
+    def __init__(self, ros: Any, node_name: str, task: str = "segmentation") -> None:
+        self.status_name = f"{node_name}: {task}"
         self.cond = threading.Condition()
         self.level = -1
         self.message = ""
@@ -56,7 +56,7 @@ class Diagnostics:
 
     def _on_msg(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
-            if self.node_name in status.name:
+            if status.name.endswith(self.status_name):
                 with self.cond:
                     self.level = status.level[0] if isinstance(status.level, bytes) else int(status.level)
                     self.message = status.message
@@ -89,6 +89,7 @@ class Node:
         types = {"points": PointCloud2, "obstacle_points": PointCloud2, "camera_info": CameraInfo}
         self.out = Collector(ros, [(f"{ns}/segmentation/{o}", types.get(o, Image)) for o in outputs])
         self.diag = Diagnostics(ros, running.name)
+        self.depth_diag = Diagnostics(ros, running.name, "depth")
         self.params = AsyncParameterClient(ros, f"{ns}/{running.name}")
 
     def topic(self, name: str) -> str:
@@ -147,7 +148,7 @@ class Node:
     def close(self) -> None:
         for pub in (self.image, self.compressed, self.depth, self.info, self.depth_info):
             self.ros.destroy_publisher(pub)
-        for sub in (*self.out.subs, self.diag.sub):
+        for sub in (*self.out.subs, self.diag.sub, self.depth_diag.sub):
             self.ros.destroy_subscription(sub)
 
 
@@ -281,15 +282,16 @@ def test_non_finite_depth_calibration_is_refused_not_turned_into_an_empty_cloud(
     bad_stamps: dict[str, list[Time]] = {}
     for i, name in enumerate(("nan_center", "huge_center", "inf_focal")):
         bad_stamps[name] = n.serve(frame(BAD_K[name]))
-        n.diag.wait(lambda d: d.level == 1 and "depth/camera_info" in d.message
-                    and d.count("camera_info_rejected") > i, f"a WARN for {name}")
+        n.depth_diag.wait(lambda d: d.level == 1 and "depth/camera_info" in d.message
+                          and d.count("depth_calibration_errors") > i, f"a WARN for {name}")
     assert "depth/camera_info" in n.running.log
     n.serve(frame(good_k), ("mask", "obstacle_points", "points"))
     # Clouds come in frame order: had a broken calibration given one, it would be here by now.
     for name, stamps in bad_stamps.items():
         assert not any(n.got("obstacle_points", s) for s in stamps), f"{name}: a cloud from a broken calibration"
         assert not any(n.got("points", s) for s in stamps), name
-    n.diag.wait(lambda d: "camera_info" not in d.message, "the calibration WARN to clear")
+    n.depth_diag.wait(lambda d: d.level == 0, "the calibration WARN to clear")
+    assert n.diag.level == 0, n.diag.message  # a depth fault never changes the segmentation status
 
 
 def test_clock_problems_are_counted_and_kept_out_of_latency(ros: Any, node: Any) -> None:

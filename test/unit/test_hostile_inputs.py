@@ -14,6 +14,7 @@ import pytest
 from skimage import data as skdata
 
 from devtools.hostile import BAD_K, corrupt_jpeg, png_bomb
+from seg_perception.core import params
 from seg_perception.core.buffers import BufferPool
 from seg_perception.core.calibration import CalibrationError, intrinsics_from_camera_info
 from seg_perception.core.conversions import (
@@ -331,3 +332,33 @@ def test_throughput_problem_says_why(rates: tuple[float, ...], fragment: str) ->
 ])
 def test_throughput_without_problem(rates: tuple[float, ...]) -> None:
     assert throughput_problem(*rates) is None
+
+
+# ------------------------------------------------------------------ parameters
+
+
+@pytest.mark.parametrize("values, fragment", [
+    ({"voxel_size": 1e-20}, "voxel_size"),
+    ({"voxel_size": 0.0009}, "voxel_size"),
+    ({"output_size": "99999999999999999999x1"}, "max_image_pixels"),
+    ({"output_size": "8000x8000"}, "max_image_pixels"),
+    ({"output_size": "1920x1080", "max_image_pixels": 640 * 480}, "max_image_pixels"),
+])
+def test_parameters_beyond_what_the_node_can_serve_are_refused(values: dict[str, Any], fragment: str) -> None:
+    reason = params.validate(values)
+    assert reason is not None and fragment in reason, reason
+
+
+@pytest.mark.parametrize("values", [
+    {"voxel_size": 0.0}, {"voxel_size": 0.001}, {"output_size": "7680x4320"},
+    {"output_size": "1920x1080", "max_image_pixels": 1920 * 1080},
+])
+def test_parameters_the_node_can_serve_are_accepted(values: dict[str, Any]) -> None:
+    assert params.validate(values) is None
+
+
+def test_every_numeric_parameter_has_a_range() -> None:
+    for p in params.PARAMS:
+        if isinstance(p.default, (int, float)) and not isinstance(p.default, bool):
+            assert p.min is not None and p.max is not None, p.name
+    assert params.BY_NAME["image_qos_depth"].max <= 10  # each queued 1080p frame is 6 MB
