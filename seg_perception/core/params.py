@@ -54,7 +54,7 @@ PARAMS: tuple[ParamDef, ...] = (
              "(REP 2003 sensor data) receives from both best-effort and reliable publishers.",
              stage="configure", choices=("best_effort", "reliable")),
     ParamDef("image_qos_depth", 1, "QoS history depth of the image subscriptions. The worker always "
-             "processes only the newest frame; each queued 1080p frame holds 6 MB.", stage="configure", min=1, max=10),
+             "processes only the newest frame; each queued 1080p frame holds 6 MB.", stage="configure", min=1, max=100),
     ParamDef("max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS, "Largest image (width x height) decoded or "
              "published: bigger raw or compressed frames are refused from their header before any "
              "allocation (a 48 KB PNG can declare 20000x20000). Default 8K UHD.",
