@@ -2,8 +2,9 @@
 # and is idempotent.
 .PHONY: demo test test-unit setup bench soak clean
 
+# MODEL=drivable (or any builtin name / model file) runs the demo with another model.
 demo: setup
-	bash scripts/run.sh python -m devtools.demo
+	bash scripts/run.sh python -m devtools.demo $(if $(MODEL),--model $(MODEL))
 
 test: setup
 	bash scripts/test.sh

@@ -38,7 +38,7 @@ class ParamDef:
 
 PARAMS: tuple[ParamDef, ...] = (
     # model
-    ParamDef("model", "selfie", "Built-in model name (selfie, selfie_landscape) or path to a TorchScript "
+    ParamDef("model", "selfie", "Built-in model name (selfie, selfie_landscape, drivable) or path to a TorchScript "
              "(.pt/.ts) or ONNX (.onnx) file with a description YAML beside it.", stage="configure"),
     ParamDef("model_description", "", "Path to the model description YAML; empty = <model>.yaml beside "
              "the model file. Ignored for built-in models.", stage="configure"),

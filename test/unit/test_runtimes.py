@@ -441,7 +441,7 @@ def test_auto_is_cpu_on_this_machine() -> None:
 # builtin ----------------------------------------------------------------------------------------
 
 def test_builtin_names_and_spec() -> None:
-    assert BUILTIN_MODELS == ("selfie", "mediapipe_selfie", "selfie_landscape")
+    assert BUILTIN_MODELS == ("selfie", "mediapipe_selfie", "selfie_landscape", "drivable", "twinlitenet")
     spec = builtin_spec("mediapipe_selfie")
     assert spec.name == "selfie" and spec.input_size == (256, 256)
     assert (spec.output, spec.resize, spec.color_order) == ("sigmoid", "stretch", "rgb")
