@@ -149,18 +149,21 @@ def test_inference_flushes_denormals_on_the_running_thread() -> None:
     (the node's worker, segment_offline, the bench) must have flush-to-zero on when it does."""
     runtime = load_model("drivable", "cpu", validate=False)
     seen: dict[str, bool] = {}
+    module = runtime._module  # type: ignore[attr-defined]
+    module.register_forward_hook(lambda *_: seen.update(during=denormals_flushed()))
 
     def worker() -> None:
         torch.set_flush_denormal(False)  # a thread that never heard of the flag
         seen["before"] = denormals_flushed()
         runtime(torch.zeros(1, 3, 360, 640))
+        # ...and gets it back as it was: numpy on this thread keeps IEEE denormals
         seen["after"] = denormals_flushed()
 
     thread = threading.Thread(target=worker)
     thread.start()
     thread.join()
     runtime.close()
-    assert seen == {"before": False, "after": True}
+    assert seen == {"before": False, "during": True, "after": False}
 
 
 def test_navigation_configs_use_the_models_class_names() -> None:
