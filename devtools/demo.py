@@ -22,6 +22,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from seg_perception.apps.camera_replay import camera_info_for
 from seg_perception.core.conversions import fill_image, image_to_rgb
+from seg_perception.core.labels import label_shares
 from devtools.harness import SENSOR_QOS, Collector, Spinner, start_node, stop_process, wait_until
 from seg_perception.core.runtimes.builtin import canonical_builtin
 from seg_perception.core.sources import SAMPLE_NAMES, sample_photo
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 overlay_msg = overlay_entry[1]
                 latency = (received - sent) * 1e3
                 labels = np.frombuffer(mask_msg.data, np.uint8).reshape(mask_msg.height, mask_msg.width)
-                counts = np.bincount(labels.ravel(), minlength=256) / labels.size
+                counts = label_shares(labels)
                 share = ", ".join(f"{names.get(i, 'unlabeled')} {counts[i] * 100:.1f}%"
                                   for i in np.flatnonzero(counts))
                 print(f"{name:<14}{rgb.shape[1]:>5}x{rgb.shape[0]:<4}{latency:>12.1f}  {share}")

@@ -15,7 +15,9 @@ from typing import Any
 
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import QoSProfile
+
+from seg_perception.ros import qos
 
 
 def installed_executable(name: str = "segmentation_node") -> str:
@@ -146,7 +148,7 @@ class Collector:
                 value.clear()
 
 
-SENSOR_QOS = qos_profile_sensor_data
+SENSOR_QOS = qos.SENSOR
 
 __all__ = ["Collector", "SENSOR_QOS", "Spinner", "installed_executable", "node_command", "start_node",
            "stop_process", "wait_until"]

@@ -27,7 +27,7 @@ def test_label_info_is_published_transient_local_with_the_class_map(seg_node: An
                        env=vision_msgs_env)
     topic = f"{running.namespace}/segmentation/label_info"
     # Wait until the node has published its maps (our ClassMap arrives in the same step).
-    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    from seg_perception.ros.qos import LATCHED as latched
     maps = Collector(ros, [(f"{running.namespace}/segmentation/class_map", ClassMap)], latched)
     maps.wait_for(lambda m: len(next(iter(m.values()))) >= 1, 30.0, "class map")
     ros.destroy_subscription(maps.subs[0])

@@ -133,7 +133,7 @@ def test_lifecycle_transitions(ros: Any, seg_node: Any) -> None:
                      ChangeState.Request(transition=Transition(id=transition))).success
 
     image_pub = ros.create_publisher(Image, f"{running.namespace}/image", qos_profile_sensor_data)
-    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    from seg_perception.ros.qos import LATCHED as latched
     maps = Collector(ros, [(f"{running.namespace}/segmentation/class_map", ClassMap)], latched)
     masks = Collector(ros, [(f"{running.namespace}/segmentation/mask", Image)])
     try:

@@ -17,10 +17,10 @@ from seg_perception.core.conversions import (
     ImageFormatError,
     compressed_to_rgb,
     depth_to_meters,
-    fill_compressed,
     fill_image,
     image_to_rgb,
 )
+from devtools.msgtools import fill_compressed
 
 
 @dataclass
