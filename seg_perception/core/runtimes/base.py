@@ -119,7 +119,7 @@ def flush_denormals() -> None:
     Denormals are numbers too small for the normal float format; x86 CPUs compute with them
     through a microcode path ~100x slower. Softmaxes over many positions and PReLU chains
     create them in bulk: TwinLiteNet's forward took ~3.4 s with them and ~0.15 s without on
-    this project's CPU. The flag is per thread (threads started later inherit it), and values
+    one CPU measured for this project (others barely slow down). The flag is per thread (threads started later inherit it), and values
     this small are noise for segmentation, so every forward sets it on the calling thread.
     """
     torch.set_flush_denormal(True)
