@@ -124,9 +124,10 @@ def flush_denormals() -> Iterator[None]:
     Denormals are numbers too small for the normal float format; x86 CPUs compute with them
     through a microcode path ~100x slower. Softmaxes over many positions and PReLU chains
     create them in bulk: TwinLiteNet's forward took ~3.4 s with them and ~0.15 s without on
-    this project's CPU. Values this small are noise for segmentation, so every forward runs in
-    this block; the flag is per thread and restored afterwards, so the same thread's other
-    arithmetic (projection, voxel grids, numpy in general) keeps IEEE semantics.
+    one CPU measured for this project (others barely slow down). Values this small are noise for
+    segmentation, so every forward runs in this block; the flag is per thread and restored
+    afterwards, so the same thread's other arithmetic (projection, voxel grids, numpy) keeps
+    IEEE semantics.
     """
     was_on = denormals_flushed()
     torch.set_flush_denormal(True)
