@@ -6,6 +6,8 @@ from __future__ import annotations
 import filecmp
 import io
 import json
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -304,8 +306,14 @@ def test_source_failing_midway_is_named_and_the_rest_is_kept(photos: Path, tmp_p
 
 # --ray -------------------------------------------------------------------------------------------
 
-def test_ray_run_matches_the_local_run_byte_for_byte(photos: Path, tmp_path: Path) -> None:
+def test_ray_run_matches_the_local_run_byte_for_byte(photos: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("ray")
+    # `--ray auto` finds no cluster in a Ray temp dir of its own (a short path: Ray's unix sockets
+    # live there), so it starts a local Ray, whatever other jobs on this machine run.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
+    monkeypatch.setenv("RAY_TMPDIR", str(ray_tmp))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     bag = camera_recording([photo("astronaut"), photo("coffee")]).write(tmp_path / "in", "mcap")
     common = [photos / "astronaut.png", bag, "--format", "coco", "--every", "1"]
     assert segment(*common, "--out", tmp_path / "local", "--bag-out", tmp_path / "local_bag" / "bag") == 0
@@ -315,3 +323,4 @@ def test_ray_run_matches_the_local_run_byte_for_byte(photos: Path, tmp_path: Pat
     outputs_equal(tmp_path / "local_bag", tmp_path / "ray_bag")
     assert [r["name"] for r in read_rows(tmp_path / "ray" / "index.csv")][:2] == [
         "astronaut", f"camera_image_raw_{stamp_ns(FIRST_SEC, 5_000_000)}"]
+    shutil.rmtree(ray_tmp, ignore_errors=True)
