@@ -271,7 +271,7 @@ def test_resume_an_interrupted_run(photos: Path, tmp_path: Path, monkeypatch: py
 
     monkeypatch.setattr(FileSource, "frames", interrupted)
     out = tmp_path / "resumed"
-    assert segment(photos, "--out", out, *args) == 130
+    assert segment(photos, "--out", out, *args, "--bag-out", tmp_path / "labels") == 130
     assert [r["name"] for r in read_rows(out / "index.csv")] == ["astronaut", "camera"]
     assert json.loads((out / "annotations.json").read_text())["images"][1]["file_name"] == "camera.jpg"
     # A hard kill can leave half a row and half a staging record; the frame is then done again.
@@ -281,9 +281,16 @@ def test_resume_an_interrupted_run(photos: Path, tmp_path: Path, monkeypatch: py
         f.write('{"name": "coffee", "wid')
     monkeypatch.setattr(FileSource, "frames", whole_frames)
     capsys.readouterr()
-    assert segment(photos, "--out", out, "--resume", *args) == 0
+    assert segment(photos, "--out", out, "--resume", *args, "--bag-out", tmp_path / "labels") == 0
     assert "1 frames segmented, 2 already done (--resume)" in capsys.readouterr().out
     outputs_equal(tmp_path / "whole", out)
+    # The interrupted run's bag was closed properly; the resumed frame went to a second bag.
+    masks = [[m for t, _, m in read_bag(tmp_path / name)[1] if t == "/camera/segmentation/mask"]
+             for name in ("labels", "labels_2")]
+    assert [len(m) for m in masks] == [2, 1]
+    # Frames from files are 0.1 s apart in run order, resumed runs included: coffee is the third.
+    assert [[stamp_ns(m.header.stamp.sec, m.header.stamp.nanosec) for m in part] for part in masks] == [
+        [0, 100_000_000], [200_000_000]]
 
     capsys.readouterr()
     assert segment(photos, "--out", out, "--resume", "--format", "cvat") == 1
