@@ -133,8 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--review-threshold", type=_fraction, default=0.7, metavar="P",
                         help="a pixel is low-confidence below this probability (review.csv; default 0.7)")
     parser.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS|auto",
-                        help="distribute frames over a Ray cluster (auto: the running one, else a local Ray); "
-                             "with no value, put it after the sources")
+                        help="distribute frames over a Ray cluster (auto: RAY_ADDRESS or the `ray start` cluster here, "
+                             "else a local Ray; local: always a new local Ray); with no value, put it after "
+                             "the sources")
     parser.add_argument("--ray-actors", type=_positive_int, default=None, metavar="N",
                         help="Ray actors, one model each (default: the cluster's GPUs with --device cuda, "
                              "else its CPUs / --ray-cpus-per-actor)")

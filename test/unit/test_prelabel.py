@@ -6,6 +6,8 @@ from __future__ import annotations
 import filecmp
 import io
 import json
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -270,7 +272,7 @@ def test_resume_an_interrupted_run(photos: Path, tmp_path: Path, monkeypatch: py
 
     monkeypatch.setattr(FileSource, "frames", interrupted)
     out = tmp_path / "resumed"
-    assert segment(photos, "--out", out, *args) == 130
+    assert segment(photos, "--out", out, *args, "--bag-out", tmp_path / "labels") == 130
     assert [r["name"] for r in read_rows(out / "index.csv")] == ["astronaut", "camera"]
     assert json.loads((out / "annotations.json").read_text())["images"][1]["file_name"] == "camera.jpg"
     # A hard kill can leave half a row and half a staging record; the frame is then done again.
@@ -280,9 +282,16 @@ def test_resume_an_interrupted_run(photos: Path, tmp_path: Path, monkeypatch: py
         f.write('{"name": "coffee", "wid')
     monkeypatch.setattr(FileSource, "frames", whole_frames)
     capsys.readouterr()
-    assert segment(photos, "--out", out, "--resume", *args) == 0
+    assert segment(photos, "--out", out, "--resume", *args, "--bag-out", tmp_path / "labels") == 0
     assert "1 frames segmented, 2 already done (--resume)" in capsys.readouterr().out
     outputs_equal(tmp_path / "whole", out)
+    # The interrupted run's bag was closed properly; the resumed frame went to a second bag.
+    masks = [[m for t, _, m in read_bag(tmp_path / name)[1] if t == "/camera/segmentation/mask"]
+             for name in ("labels", "labels_2")]
+    assert [len(m) for m in masks] == [2, 1]
+    # Frames from files are 0.1 s apart in run order, resumed runs included: coffee is the third.
+    assert [[stamp_ns(m.header.stamp.sec, m.header.stamp.nanosec) for m in part] for part in masks] == [
+        [0, 100_000_000], [200_000_000]]
 
     capsys.readouterr()
     assert segment(photos, "--out", out, "--resume", "--format", "cvat") == 1
@@ -305,8 +314,14 @@ def test_source_failing_midway_is_named_and_the_rest_is_kept(photos: Path, tmp_p
 
 # --ray -------------------------------------------------------------------------------------------
 
-def test_ray_run_matches_the_local_run_byte_for_byte(photos: Path, tmp_path: Path) -> None:
+def test_ray_run_matches_the_local_run_byte_for_byte(photos: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("ray")
+    # `--ray auto` finds no cluster in a Ray temp dir of its own (a short path: Ray's unix sockets
+    # live there), so it starts a local Ray, whatever other jobs on this machine run.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
+    monkeypatch.setenv("RAY_TMPDIR", str(ray_tmp))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     bag = camera_recording([photo("astronaut"), photo("coffee")]).write(tmp_path / "in", "mcap")
     common = [photos / "astronaut.png", bag, "--format", "coco", "--every", "1"]
     assert segment(*common, "--out", tmp_path / "local", "--bag-out", tmp_path / "local_bag" / "bag") == 0
@@ -316,3 +331,4 @@ def test_ray_run_matches_the_local_run_byte_for_byte(photos: Path, tmp_path: Pat
     outputs_equal(tmp_path / "local_bag", tmp_path / "ray_bag")
     assert [r["name"] for r in read_rows(tmp_path / "ray" / "index.csv")][:2] == [
         "astronaut", f"camera_image_raw_{stamp_ns(FIRST_SEC, 5_000_000)}"]
+    shutil.rmtree(ray_tmp, ignore_errors=True)

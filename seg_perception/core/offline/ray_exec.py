@@ -11,10 +11,10 @@ results are byte-identical to a local run on the same kind of machine. Actors as
 (or auto on a cluster with GPUs), else `cpus_per_actor` CPUs; the model must load on every node
 (a builtin name, or a model file on a path every node can read).
 
-`address`: 'auto' connects to the cluster this machine is part of (RAY_ADDRESS or `ray start`),
+`address`: 'auto' connects to the cluster RAY_ADDRESS names or `ray start` made on this machine,
 and starts a local Ray instance when there is none, with small limits (no dashboard, a 256 MiB
-object store, CPUs = the actors' needs); any other value is passed to ray.init (e.g.
-'ray://head:10001', 'head:6379').
+object store, CPUs = the actors' needs); 'local' always starts one; any other value is passed to
+ray.init (e.g. 'ray://head:10001', 'head:6379').
 """
 from __future__ import annotations
 
@@ -71,25 +71,33 @@ class SegmentActor:
         return self.segmenter(payload)
 
 
+def started_cluster() -> str | None:
+    """RAY_ADDRESS, else the cluster `ray start` made on this machine (what ray.init() without an
+    address looks for); None when there is neither. Ray's own address='auto' would also take any
+    Ray found in the process list, such as another program's private local Ray on a shared machine."""
+    env = os.environ.get("RAY_ADDRESS", "").strip()
+    if env:
+        return env
+    from ray._private.services import find_bootstrap_address  # ray is pinned (requirements.txt)
+
+    found = find_bootstrap_address(None)
+    return str(found) if found else None
+
+
 def connect(address: str, cpus_needed: int, log: Callable[[str], None]) -> None:
     import ray
 
-    if address == "auto":
-        try:
-            ray.init(address="auto")
-            log(f"connected to the Ray cluster at {ray.get_runtime_context().gcs_address}")
-            return
-        except ConnectionError:
-            pass
-        ray.init(num_cpus=max(cpus_needed, os.cpu_count() or 1), include_dashboard=False,
+    target = started_cluster() if address == "auto" else address
+    if target is None:
+        ray.init(address="local", num_cpus=max(cpus_needed, os.cpu_count() or 1), include_dashboard=False,
                  object_store_memory=LOCAL_OBJECT_STORE_BYTES)
-        log("no Ray cluster running here: started a local Ray instance")
+        log("no Ray cluster started here (ray start / RAY_ADDRESS): started a local Ray instance")
         return
     try:
-        ray.init(address=address)
+        ray.init(address=target)
     except (ConnectionError, ValueError) as exc:
-        raise RayError(f"cannot connect to the Ray cluster at '{address}': {exc}") from exc
-    log(f"connected to the Ray cluster at '{address}'")
+        raise RayError(f"cannot connect to the Ray cluster at '{target}': {exc}") from exc
+    log(f"connected to the Ray cluster at '{target}'")
 
 
 class RayExecutor:
