@@ -13,8 +13,9 @@ FrameProcessor and publishes. Every torch call happens on that one thread.
 from __future__ import annotations
 
 import gc
+import signal
 import sys
-import time
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -26,15 +27,18 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.serialization import deserialize_message
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from . import diagnostics, parameters, qos
 from .bond import LifecycleBond
 from ..core import params, stats
-from ..core.frame import DepthFrame, DepthStatus, FrameProcessor
+from ..core.calibration import CalibrationError, intrinsics_from_camera_info
+from ..core.frame import DepthFrame, DepthStatus, FrameOutputs, FrameProcessor
 from ..core.latest import LatestSlot
 from ..core.pairing import StampPairer, stamp_to_ns
 from ..core.runtimes.base import DeviceError, ModelLoadError, describe_device
+from ..core.wire_text import wire_text
 from .outputs import Outputs
 
 THROTTLE_S = 5.0
@@ -78,7 +82,8 @@ class SegmentationNode(LifecycleNode):
     def _on_set_parameters(self, changed: list[Parameter]) -> SetParametersResult:
         reason = params.refused_while_configured([p.name for p in changed], self._state)
         if reason is None:
-            values = {name: self._param(name) for name in ("min_range", "max_range")}
+            # Cross-field checks need the current value of the fields not being changed.
+            values = {name: self._param(name) for name in ("min_range", "max_range", "output_size", "max_image_pixels")}
             values.update({p.name: p.value for p in changed})
             reason = params.validate(values, self._processor.class_map.names if self._processor else None)
         return SetParametersResult(successful=reason is None, reason=reason or "")
@@ -214,8 +219,8 @@ class SegmentationNode(LifecycleNode):
                 self._process(deserialize_message(serialized, self._image_type))
             except Exception as exc:  # a bad frame must never kill the worker
                 self.stats.frame_failed()
-                self._last_error = f"{type(exc).__name__}: {exc}"
-                self._report("failed", f"segmentation failed: {self._last_error}")
+                self._last_error = f"{type(exc).__name__}: {wire_text(str(exc), 200)}"
+                self._report(f"failed:{type(exc).__name__}", f"segmentation failed: {self._last_error}")
 
     def _report(self, kind: str, text: str) -> None:
         """Log `text` at once, then at most every THROTTLE_S per kind of problem."""
@@ -230,16 +235,20 @@ class SegmentationNode(LifecycleNode):
 
         def paired_depth() -> DepthFrame | None:
             depth = self._depth.wait_match(stamp_ns, opts.depth_sync_tolerance_ns, opts.depth_wait)
-            return None if depth is None else DepthFrame(depth, self._depth_info or self._camera_info)
+            if depth is None:
+                return None
+            if self._depth_info is not None:
+                return DepthFrame(depth, self._depth_info, self.resolve_topic_name("depth/camera_info"))
+            return DepthFrame(depth, self._camera_info, self.resolve_topic_name("camera_info"))
 
         out = processor.process(msg, outputs.narrow(opts.request, opts.use_depth), paired_depth)
         status = out.status
         if status.image_error:
-            self.stats.frame_rejected()
+            self.stats.frame_rejected(f"{status.image_error_kind}: {status.image_error}")
             self._report(f"image:{status.image_error_kind}",
                          f"rejected frame on {self.resolve_topic_name(self._image_topic())}: {status.image_error}")
             return
-        outputs.publish_frame(msg.header, out, self._camera_info)
+        outputs.publish_frame(msg.header, out, self._checked_camera_info(out))
         if status.depth is DepthStatus.OK:
             self.stats.depth_result(None)
         elif status.depth.counter is not None:
@@ -250,6 +259,24 @@ class SegmentationNode(LifecycleNode):
                 self._report(f"depth:{status.depth.name}", f"no cloud: {detail}")
         latency = (self.get_clock().now().nanoseconds - stamp_ns) / 1e6 if stamp_ns > 0 else None
         self.stats.frame_done(out.timings_ms["inference"], out.timings_ms["total"], latency)
+
+    def _checked_camera_info(self, out: FrameOutputs) -> CameraInfo | None:
+        """The color camera_info to republish with this frame, or None when there is none or it is
+        unusable (counted, logged per topic, and WARN in diagnostics until a good one arrives)."""
+        info = self._camera_info
+        if info is None or out.segmentation is None:
+            return None
+        topic = self.resolve_topic_name("camera_info")
+        placement = out.segmentation.placement
+        try:
+            intrinsics_from_camera_info(list(info.k), info.width, info.height, placement.src_w, placement.src_h,
+                                        list(info.d), list(info.p))
+        except CalibrationError as exc:
+            self.stats.camera_info_invalid(topic, str(exc))
+            self._report(f"camera_info:{topic}", f"not republishing the calibration on {topic}: {exc}")
+            return None
+        self.stats.camera_info_valid(topic)
+        return info
 
     # class map + diagnostics --------------------------------------------------------------
 
@@ -275,7 +302,12 @@ class SegmentationNode(LifecycleNode):
 
 
 def main(argv: list[str] | None = None) -> int:
-    rclpy.init(args=argv)
+    # rclpy's own SIGINT/SIGTERM handlers invalidate the context at once, while the worker may be
+    # publishing a frame ("publisher's context is invalid"). Ours only ask the spin loop to stop;
+    # close() then joins the worker while the context is still valid.
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda _signum, _frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     node = SegmentationNode()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
@@ -285,13 +317,16 @@ def main(argv: list[str] | None = None) -> int:
                 node.get_logger().fatal("configure failed; exiting (see the message above)")
                 return 1
             node.trigger_activate()
-        executor.spin()
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)  # a signal is seen within 0.1 s
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         node.close()
         node.destroy_node()
         rclpy.try_shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 

@@ -133,7 +133,7 @@ def test_a_rejected_image_says_why_and_of_what_kind(processor: FrameProcessor) -
     assert out.status.image_error_kind == "encoding"
     short = color_frame()
     short.data = bytes(short.data)[:100]
-    assert processor.process(short, ALL).status.image_error_kind == "geometry"
+    assert processor.process(short, ALL).status.image_error_kind == "data_size"
 
 
 def test_clouds_only_when_asked(processor: FrameProcessor) -> None:
