@@ -34,6 +34,7 @@ MODULE_KEYS = {
     "pytest": "python3-pytest",
     "tqdm": "python3-tqdm",
     "transformers": "python3-transformers-pip",
+    "simplejpeg": "python3-simplejpeg-pip",
 }
 # Extras with no rosdep key (or, mypy, one we deliberately do not pull in): imported only where
 # used, so the rest runs without them; the tests that use them skip with a reason where absent.
