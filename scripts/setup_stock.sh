@@ -8,7 +8,7 @@ cd "$root"
 VENV="$root/.venv-stock"
 PY=${PYTHON:-python3.11}
 stamp="$VENV/.requirements.sha256"
-want=$(sha256sum requirements-stock.txt | cut -d' ' -f1)
+want=$(grep -v '^#' requirements-stock.txt | sha256sum | cut -d' ' -f1)  # comments do not count
 if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
   exit 0
 fi

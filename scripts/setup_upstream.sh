@@ -23,11 +23,14 @@ interfaces=(bond_core/bond bond_core/smclib rcl_interfaces/composition_interface
 python_pkgs=(launch/launch launch/launch_xml launch/launch_yaml launch/launch_testing
              launch_ros/launch_ros launch_ros/launch_testing_ros bond_core/bondpy)
 
-want=$( { sha256sum "$0" requirements.txt
+want=$( { sha256sum "$0"
           for d in "${interfaces[@]}" "${python_pkgs[@]}"; do
             find "$upstream/$d" -path '*/build' -prune -o -type f -printf '%P %s %T@\n' | sort
           done; } | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$out/.stamp" 2>/dev/null)" = "$want" ] && [ -d "$out/install" ]; then
+site=$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+# Rebuilt when the sources or this script change, or when .venv was made anew without them.
+if [ "$(cat "$out/.stamp" 2>/dev/null)" = "$want" ] && [ -d "$out/install" ] && [ -d "$site/launch_ros" ] \
+   && [ -d "$site/bondpy" ]; then
   exit 0
 fi
 echo "[setup-upstream] building bond, smclib, composition_interfaces, vision_msgs; installing launch, launch_ros, bondpy (~1 min)"

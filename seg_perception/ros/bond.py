@@ -4,9 +4,9 @@ After activating a node, nav2_lifecycle_manager forms a bond with it (bondcpp / 
 on the topic `bond`, bond id = the node's name) and fails bring-up when none forms within half of
 its `bond_timeout` (4 s by default); later, a bond that breaks tells it the node died. Nav2's
 nodes (nav2_util::LifecycleNode) create theirs on activate with a 0.1 s heartbeat and a 4 s
-timeout and destroy it on deactivate; so does this one (and on cleanup and shutdown). After
-Ctrl-C rclpy has already shut the context down, so then, as with Nav2's nodes, the manager learns
-it from the heartbeats stopping.
+timeout and destroy it on deactivate; so does this one (and on cleanup, shutdown and Ctrl-C,
+which the node handles with its context still valid). Where the context is already gone, the
+manager learns it from the heartbeats stopping, as with Nav2's own nodes.
 
 bondpy is optional: without it the node runs as before and says once why a lifecycle manager
 will not accept it.
@@ -77,8 +77,8 @@ class LifecycleBond:
                 bond.wait_until_broken(Duration(seconds=BREAK_WAIT))
                 bond.pub.wait_for_all_acked(Duration(seconds=BREAK_WAIT))
         except (InvalidHandle, RuntimeError):
-            # Ctrl-C: rclpy shut the context down first, so nothing can be sent; the manager
-            # sees the heartbeats stop (its bond_timeout), as with Nav2's own nodes.
+            # The context went down meanwhile: nothing can be sent; the manager sees the
+            # heartbeats stop (its bond_timeout), as with Nav2's own nodes.
             pass
         retire(bond, self._node)
 
