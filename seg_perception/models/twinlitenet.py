@@ -17,9 +17,9 @@ Shape of the network (input RGB in 0..1, height and width multiples of 8):
 Every conv is followed by batch norm (eps 1e-3) and a per-channel PReLU, the last layers too,
 so the two heads' "logits" are PReLU outputs; argmax over their 2 channels gives the mask.
 
-On CPUs the attention's softmax over 3600 positions produces denormal floats that make the
-whole forward ~20x slower; the runtimes turn on flush-to-zero (core/runtimes/base.py,
-flush_denormals).
+The attention's softmax over 3600 positions and the PReLU chains produce denormal floats, which
+made the whole forward ~20x slower on one CPU measured for this project (not on every CPU); the
+runtimes turn on flush-to-zero (core/runtimes/base.py, flush_denormals).
 """
 
 from __future__ import annotations

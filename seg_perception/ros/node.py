@@ -31,6 +31,7 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from . import diagnostics, parameters, qos
+from .bond import LifecycleBond
 from ..core import params, stats
 from ..core.calibration import CalibrationError, intrinsics_from_camera_info
 from ..core.frame import DepthFrame, DepthStatus, FrameOutputs, FrameProcessor
@@ -62,6 +63,7 @@ class SegmentationNode(LifecycleNode):
         self._image_type: type[Image] | type[CompressedImage] = Image
         self._outputs: Outputs | None = None
         self._qos = qos.IncompatibleQosWarner(self)
+        self._bond = LifecycleBond(self)  # to nav2_lifecycle_manager, while active
         self._last_error = ""
         self._throttle = stats.ReasonThrottle(THROTTLE_S)
         self._options = parameters.live_options(self._param)
@@ -129,6 +131,7 @@ class SegmentationNode(LifecycleNode):
         self._create_subscriptions()
         self._slot.reopen()
         self._worker = self._engine.submit(self._work)
+        self._bond.create()
         self.get_logger().info(f"active: listening on {self.resolve_topic_name(self._image_topic())}")
         return super().on_activate(state)
 
@@ -149,6 +152,7 @@ class SegmentationNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_work(self) -> None:
+        self._bond.destroy()
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []

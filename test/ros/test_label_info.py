@@ -1,10 +1,8 @@
-"""vision_msgs/LabelInfo on segmentation/label_info, as the Nav2 semantic segmentation layer reads it.
+"""vision_msgs/LabelInfo on segmentation/label_info, as the Nav2 semantic segmentation layer reads
+it (reliable, transient-local: a subscriber that joins late still gets the current one).
 
-vision_msgs is on every ROS 2 distro but in no registry this suite can install from, so the
-test builds an interfaces package with vision_msgs' own LabelInfo/VisionClass definitions
-with colcon (devtools/vision_msgs.py; the `vision_msgs_env` fixture of test/ros/conftest.py),
-runs the node with it on the paths, and reads the topic from a second process that has it too
-(transient-local: the listener joins after the node published).
+Uses the real vision_msgs: a ROS install's, or the one scripts/setup_upstream.sh builds from
+../shared/upstream; skipped, saying so, where neither exists.
 """
 from __future__ import annotations
 
@@ -12,25 +10,47 @@ from typing import Any
 
 import pytest
 
-rclpy = pytest.importorskip("rclpy")
+pytest.importorskip("rclpy")
+pytest.importorskip("vision_msgs.msg", reason="needs vision_msgs (a ROS install, or scripts/setup_upstream.sh)")
+
+TIMEOUT = 30.0
 
 
-def test_label_info_is_published_transient_local_with_the_class_map(seg_node: Any, vision_msgs_env: dict[str, str],
-                                                                     ros: Any) -> None:
+def _latest_label_info(ros: Any, topic: str) -> Any:
+    """A new transient-local subscriber: what a costmap layer started now would read."""
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from vision_msgs.msg import LabelInfo
 
     from devtools.harness import Collector
-    from devtools.vision_msgs import read_label_info
-    from seg_perception.msg import ClassMap
 
-    running = seg_node({"use_depth": False, "warmup_iterations": 1, "confidence_threshold": 0.25},
-                       env=vision_msgs_env)
+    qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    listener = Collector(ros, [(topic, LabelInfo)], qos)
+    try:
+        listener.wait_for(lambda m: len(m[topic]) >= 1, TIMEOUT, f"LabelInfo on {topic}")
+        return listener.messages[topic][-1][1]
+    finally:
+        ros.destroy_subscription(listener.subs[0])
+
+
+def test_label_info_is_published_transient_local_with_the_class_map(seg_node: Any, ros: Any) -> None:
+    running = seg_node({"use_depth": False, "warmup_iterations": 1, "confidence_threshold": 0.25})
+    msg = _latest_label_info(ros, f"{running.namespace}/segmentation/label_info")
+    assert [(c.class_id, c.class_name) for c in msg.class_map] == [(0, "background"), (1, "person")]
+    assert msg.threshold == pytest.approx(0.25)
+
+
+def test_label_info_follows_what_it_carries(seg_node: Any, ros: Any) -> None:
+    """A changed confidence_threshold is republished, so a late subscriber never reads a stale one."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    from devtools.harness import call_service, wait_until
+
+    running = seg_node({"use_depth": False, "warmup_iterations": 1})
     topic = f"{running.namespace}/segmentation/label_info"
-    # Wait until the node has published its maps (our ClassMap arrives in the same step).
-    from seg_perception.ros.qos import LATCHED as latched
-    maps = Collector(ros, [(f"{running.namespace}/segmentation/class_map", ClassMap)], latched)
-    maps.wait_for(lambda m: len(next(iter(m.values()))) >= 1, 30.0, "class map")
-    ros.destroy_subscription(maps.subs[0])
-    received = read_label_info(topic, vision_msgs_env)
-    assert received["classes"] == [[0, "background"], [1, "person"]]
-    assert received["threshold"] == pytest.approx(0.25)
+    assert _latest_label_info(ros, topic).threshold == pytest.approx(0.0)
+    request = SetParameters.Request(parameters=[Parameter("confidence_threshold", value=0.6).to_parameter_msg()])
+    reply = call_service(ros, SetParameters, f"{running.namespace}/{running.name}/set_parameters", request, TIMEOUT)
+    assert reply.results[0].successful, reply.results[0].reason
+    wait_until(lambda: _latest_label_info(ros, topic).threshold == pytest.approx(0.6), TIMEOUT,
+               "LabelInfo with the new threshold")

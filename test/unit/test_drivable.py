@@ -149,18 +149,21 @@ def test_inference_flushes_denormals_on_the_running_thread() -> None:
     (the node's worker, segment_offline, the bench) must have flush-to-zero on when it does."""
     runtime = load_model("drivable", "cpu", validate=False)
     seen: dict[str, bool] = {}
+    module = runtime._module  # type: ignore[attr-defined]
+    module.register_forward_hook(lambda *_: seen.update(during=denormals_flushed()))
 
     def worker() -> None:
         torch.set_flush_denormal(False)  # a thread that never heard of the flag
         seen["before"] = denormals_flushed()
         runtime(torch.zeros(1, 3, 360, 640))
+        # ...and gets it back as it was: numpy on this thread keeps IEEE denormals
         seen["after"] = denormals_flushed()
 
     thread = threading.Thread(target=worker)
     thread.start()
     thread.join()
     runtime.close()
-    assert seen == {"before": False, "after": True}
+    assert seen == {"before": False, "during": True, "after": False}
 
 
 def test_navigation_configs_use_the_models_class_names() -> None:
@@ -192,3 +195,30 @@ def test_navigation_configs_use_the_models_class_names() -> None:
     source = obstacle["local_costmap"]["local_costmap"]["ros__parameters"]["non_drivable_layer"]["non_drivable"]
     assert source["topic"] == "/segmentation/obstacle_points" and source["min_obstacle_height"] < 0
     assert source["obstacle_max_range"] == node["max_range"]
+
+
+def test_the_builtin_form_exports_to_torchscript_and_onnx(tmp_path: Path) -> None:
+    """DrivableScores (network + head combination) traces and exports, e.g. for TensorRT; a
+    small input keeps this fast (the network is fully convolutional, sides multiples of 8)."""
+    import warnings
+
+    import onnxruntime as ort
+
+    from seg_perception.models.twinlitenet import DrivableScores
+
+    module = DrivableScores(load_twinlitenet()).eval()
+    image = torch.rand(1, 3, 96, 160, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        eager = module(image)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(module, image, check_trace=False)
+        torch.onnx.export(module, (image,), str(tmp_path / "drivable.onnx"), opset_version=17,
+                          input_names=["input"], output_names=["scores"], dynamo=False)
+    with torch.inference_mode():
+        torch.testing.assert_close(traced(image), eager)
+    session = ort.InferenceSession(str(tmp_path / "drivable.onnx"), providers=["CPUExecutionProvider"])
+    exported = session.run(None, {"input": image.numpy()})[0]
+    np.testing.assert_allclose(exported, eager.numpy(), atol=1e-4)
+    assert eager.shape == (1, 3, 96, 160)
+    assert bool((exported.argmax(axis=1) == eager.argmax(dim=1).numpy()).all())

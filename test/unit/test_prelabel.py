@@ -109,6 +109,7 @@ def test_cvat_colors_stay_distinct_and_off_black() -> None:
 
 @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # inside pycocotools, numpy 2
 def test_coco_decodes_to_the_png_masks(photos: Path, png_run: Path, tmp_path: Path) -> None:
+    pytest.importorskip("pycocotools", reason="COCO output needs pycocotools (pip, no rosdep key)")
     from pycocotools import mask as coco_mask
     from pycocotools.coco import COCO
 

@@ -118,8 +118,7 @@ class TorchModuleRuntime:
         # No-op when the caller already prepared the batch as asked (device, dtype).
         batch = batch.to(device=self.device, dtype=self.dtype)
         # Per thread, so on whichever thread runs inference (the node's worker, offline, bench).
-        flush_denormals()
-        with torch.inference_mode():
+        with flush_denormals(), torch.inference_mode():
             return primary_output(self._module(batch))
 
     def close(self) -> None:
