@@ -252,7 +252,7 @@ def _finite_voxel_centroids(pts: np.ndarray, voxel_size: float) -> np.ndarray:
     coords = np.ascontiguousarray(pts.T)
     # Voxel indices stay float64 until they are known to fit an int64: casting 1e30 (a tiny voxel
     # over a metre) to int64 gives the same INT64_MIN for every point, i.e. one voxel for all.
-    with np.errstate(over="ignore"):  # overflow to inf is caught just below, with a reason
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # non-finite: refused below
         cells = np.floor(coords / np.float64(voxel_size))
     if not np.isfinite(cells).all():
         raise ValueError(f"voxel_size {voxel_size!r} is too small for coordinates up to "

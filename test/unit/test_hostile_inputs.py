@@ -274,8 +274,10 @@ def test_tiny_voxels_never_merge_a_wall_into_one_point() -> None:
     for voxel in (1e-20, 1e-12, 1e-9):
         assert len(voxel_centroids(points, voxel)) == len(points), voxel
     assert len(voxel_centroids(points, 0.05)) < len(points) // 10
+    far = points.copy()
+    far[0] = (1e30, 0.0, 1e30)  # a float32 point far away: 1e30 / 1e-300 is inf in float64
     with pytest.raises(ValueError, match="overflow"):
-        voxel_centroids(points, 5e-324)  # 2 m / 5e-324 is inf
+        voxel_centroids(far, 1e-300)
 
 
 def test_obstacle_points_with_tiny_voxels_keep_every_point() -> None:
