@@ -1,0 +1,94 @@
+"""Frames of several cameras: one slot per camera, and one forward per batch (or per frame for
+models with a fixed batch axis)."""
+from __future__ import annotations
+
+import socket
+import threading
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from seg_perception.core.batching import BatchRunner
+from seg_perception.core.latest import LatestPerKey
+from seg_perception.core.runtimes import load_model
+from seg_perception.core.runtimes.base import RuntimeUnavailable
+
+WIDTH, HEIGHT = 32, 24
+
+
+def test_latest_per_key_keeps_the_newest_of_every_key() -> None:
+    slots: LatestPerKey[str, int] = LatestPerKey()
+    assert slots.put("front", 1) is False
+    assert slots.put("front", 2) is True  # the older front frame is dropped
+    assert slots.put("left", 10) is False
+    assert slots.take_all(0) == {"front": 2, "left": 10}
+    assert slots.take_all(0) == {}
+    slots.put("left", 11)
+    assert slots.take_all(0) == {"left": 11}
+
+
+def test_latest_per_key_wakes_a_waiting_worker_and_closes() -> None:
+    slots: LatestPerKey[str, int] = LatestPerKey()
+    taken: list[dict[str, int]] = []
+    worker = threading.Thread(target=lambda: taken.append(slots.take_all(30)))
+    worker.start()
+    slots.put("right", 5)
+    worker.join(30)
+    assert taken == [{"right": 5}]
+    closer = threading.Thread(target=lambda: taken.append(slots.take_all(30)))
+    closer.start()
+    slots.close()
+    closer.join(30)
+    assert taken[-1] == {} and slots.closed
+    slots.reopen()
+    assert not slots.closed
+
+
+class Tiny(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def _onnx(tmp_path: Path, dynamic: bool) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path / ("dynamic.onnx" if dynamic else "fixed.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Tiny().eval(), (torch.zeros(1, 3, HEIGHT, WIDTH),), str(path), dynamo=False,
+                          opset_version=17, input_names=["x"],
+                          dynamic_axes={"x": {0: "n"}} if dynamic else None)
+    path.with_suffix(".yaml").write_text(yaml.safe_dump(
+        {"input": {"width": WIDTH, "height": HEIGHT}, "output": "logits", "classes": ["a", "b"]}))
+    return path
+
+
+@pytest.mark.parametrize("dynamic", [True, False])
+def test_batch_runner_batches_or_falls_back_to_frames(tmp_path: Path, dynamic: bool) -> None:
+    runtime = load_model(str(_onnx(tmp_path, dynamic)), "cpu")
+    runner = BatchRunner(runtime)
+    batch = torch.rand(3, 3, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(1))
+    expected = torch.cat([runtime(batch[i:i + 1]) for i in range(3)])
+    assert runner.batches is None
+    assert torch.allclose(runner(batch), expected, atol=1e-5)
+    assert runner.batches is dynamic
+    assert torch.allclose(runner(batch[:2]), expected[:2], atol=1e-5)  # what was learned holds
+
+
+def test_batch_runner_passes_a_dead_server_on_without_learning(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    runtime = load_model(f"triton://127.0.0.1:{port}/selfie", "cpu")
+    runner = BatchRunner(runtime)
+    with pytest.raises(RuntimeUnavailable):
+        runner(torch.zeros(2, 3, runtime.spec.input_height, runtime.spec.input_width))
+    assert runner.batches is None
+    runtime.close()
