@@ -163,5 +163,11 @@ class SegmentationPipeline:
             over = colorize_mod.overlay_torch(frame, color, labels, self._drawn_t, opts.overlay_alpha).cpu().numpy()
         return (color.cpu().numpy() if opts.want_color else None), over
 
+    def release_cache(self) -> None:
+        """Hand cached device memory back (deactivate): other processes may need the GPU meanwhile."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
     def close(self) -> None:
         self.runtime.close()
+        self.release_cache()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..errors import first_line
 from .base import ModelLoadError, ModelSpec, Runtime, RuntimeUnavailable, resolve_device
 from .builtin import BUILTIN_MODELS, builtin_spec, canonical_builtin, check_fp16, load_builtin
 from .description import find_description, load_description
@@ -131,7 +132,7 @@ def validate_runtime(runtime: Runtime, source: str) -> None:
         return  # a remote server that went away in between: checked when it is back
     except Exception as exc:  # noqa: BLE001 - any failure of the forward is a load failure
         raise ModelLoadError(source, f"the test forward pass on a 1x3x{spec.input_height}x{spec.input_width} "
-                                     f"input failed: {_first_line(exc)}") from exc
+                                     f"input failed: {first_line(exc)}") from exc
     check_output(output, spec, source)
 
 
@@ -241,8 +242,4 @@ def _model_file(name: str) -> Path:
         raise ModelLoadError(source, "model file is empty (an interrupted copy or export?)")
     return path
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 

@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from ..errors import first_line
 from .base import ModelLoadError, ModelSpec
 from .builtin import check_fp16
 
@@ -105,7 +106,7 @@ class OnnxRuntime:
                                            providers=[name for name, _ in providers],
                                            provider_options=[opts for _, opts in providers])
         except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidProtobuf/... types
-            raise ModelLoadError(source, f"ONNX Runtime cannot open it: {_first_line(exc)} "
+            raise ModelLoadError(source, f"ONNX Runtime cannot open it: {first_line(exc)} "
                                          "(a truncated or corrupt file, or not an ONNX model)") from exc
         self._session: ort.InferenceSession | None = session
         self.provider: str = session.get_providers()[0]
@@ -213,7 +214,3 @@ class OnnxRuntime:
 def _dim(value: int | None) -> str:
     return "dynamic" if value is None else str(value)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:300] if text else type(exc).__name__
