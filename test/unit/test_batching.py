@@ -7,6 +7,7 @@ import threading
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -92,3 +93,52 @@ def test_batch_runner_passes_a_dead_server_on_without_learning(tmp_path: Path) -
         runner(torch.zeros(2, 3, runtime.spec.input_height, runtime.spec.input_width))
     assert runner.batches is None
     runtime.close()
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_pipeline_batch_equals_frame_by_frame(backend: str) -> None:
+    from seg_perception.core.pipeline import SegmentationOptions, SegmentationPipeline
+    from seg_perception.core.sources import sample_photo
+    import cv2
+
+    photos = [cv2.resize(sample_photo(name), size, interpolation=cv2.INTER_AREA)
+              for name, size in (("astronaut", (320, 240)), ("coffee", (200, 150)), ("chelsea", (160, 160)))]
+    options = [SegmentationOptions(want_color=True, want_overlay=True), SegmentationOptions(output_size="network"),
+               SegmentationOptions(output_size=(64, 48), want_confidence=False)]
+    runtime = load_model("selfie", "cpu")
+    single = SegmentationPipeline(runtime, backend=backend)
+    expected = [single(rgb, opts) for rgb, opts in zip(photos, options)]
+    batched = SegmentationPipeline(runtime, backend=backend, reuse_buffers=True)
+    for want, got in zip(expected, batched.run_batch(photos, options)):
+        assert got.timings_ms["batch"] == 3.0
+        assert got.size == want.size
+        assert np.array_equal(got.labels, want.labels)  # taken before the next result reuses buffers
+        for name in ("confidence", "color", "overlay"):
+            a, b = getattr(want, name), getattr(got, name)
+            assert (a is None) == (b is None)
+            if a is not None:
+                assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    assert batched._runner.batches is True
+
+
+def test_frame_processor_batch_keeps_order_and_rejects_one_frame_alone() -> None:
+    from types import SimpleNamespace
+
+    from seg_perception.core.frame import FrameInput, FrameProcessor, FrameRequest
+
+    processor = FrameProcessor.load("selfie", "cpu", warmup_iterations=0)
+
+    def image(width: int, height: int, encoding: str = "rgb8") -> SimpleNamespace:
+        data = np.full((height, width, 3), 90, np.uint8).tobytes()
+        return SimpleNamespace(height=height, width=width, encoding=encoding, is_bigendian=0, step=width * 3,
+                               data=data, header=SimpleNamespace(frame_id="cam"))
+
+    frames = [FrameInput(image(64, 48), FrameRequest()), FrameInput(image(32, 24, "nonsense"), FrameRequest()),
+              FrameInput(image(40, 30), FrameRequest(output_size=(20, 10)))]
+    outputs = []
+    for out in processor.process_batch(frames):
+        outputs.append((out.status.image_error, None if out.segmentation is None else out.segmentation.size))
+    assert outputs[0] == ("", (64, 48))
+    assert "nonsense" in outputs[1][0] and outputs[1][1] is None
+    assert outputs[2] == ("", (20, 10))
+    processor.close()
