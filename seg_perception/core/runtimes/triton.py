@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import first_line
 from .base import ModelLoadError, ModelSpec, RuntimeHealth, RuntimeUnavailable
 
 SCHEME = "triton://"
@@ -209,7 +210,7 @@ class TritonRuntime:
                 private_key=_path_or_none(opts.private_key),
                 certificate_chain=_path_or_none(opts.certificate_chain))
         except Exception as exc:  # noqa: BLE001 - tritonclient raises plain Exception subclasses
-            raise RuntimeUnavailable(self._text(f"cannot open a channel: {_one_line(exc)}")) from exc
+            raise RuntimeUnavailable(self._text(f"cannot open a channel: {first_line(exc)}")) from exc
         self._client = client
         try:
             if not client.is_server_ready(client_timeout=timeout):
@@ -235,7 +236,7 @@ class TritonRuntime:
             except Exception as exc:  # noqa: BLE001 - InferenceServerException or SharedMemoryException
                 self._drop_client()
                 raise RuntimeUnavailable(self._text(f"shared memory registration failed: "
-                                                    f"{_one_line(exc)}")) from exc
+                                                    f"{first_line(exc)}")) from exc
         self.connects += 1
 
     def _model_io(self, metadata: dict[str, Any], config: dict[str, Any]) -> _ModelIO:
@@ -414,7 +415,8 @@ def _served_models(client: Any, timeout: float) -> list[str]:
 def _server_error(exc: Any) -> str:
     status = exc.status() if hasattr(exc, "status") else None
     text = exc.message() if hasattr(exc, "message") else str(exc)
-    text = _one_line(text or exc)
+    # gRPC status texts can run over several lines of context: one line for the log.
+    text = " ".join(str(text or exc).split())[:300]
     if status == "StatusCode.UNAVAILABLE":
         return f"unreachable ({text})"
     if status == "StatusCode.DEADLINE_EXCEEDED":
@@ -424,8 +426,3 @@ def _server_error(exc: Any) -> str:
 
 def _path_or_none(path: str) -> str | None:
     return str(Path(path).expanduser()) if path else None
-
-
-def _one_line(value: object) -> str:
-    text = " ".join(str(value).split())
-    return text[:300]
