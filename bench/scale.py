@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if server is not None:
             server.stop()
         bench.close()
-    report = render(results, args, size_text(size))
+    report = render(results, args, size_text(size), load_start, os.getloadavg())
     print(report)
     (out_dir / "scale.md").write_text(report)
     (out_dir / "scale.json").write_text(json.dumps({
@@ -183,14 +183,17 @@ _TITLES = {"cameras": "N cameras, one node", "nodes": "N nodes, local inference"
            "triton": "N nodes, one Triton server"}
 
 
-def render(results: Sequence[dict[str, Any]], args: argparse.Namespace, size: str) -> str:
+def render(results: Sequence[dict[str, Any]], args: argparse.Namespace, size: str,
+           load_start: Sequence[float], load_end: Sequence[float]) -> str:
     from bench.report import fmt, table
 
     rows = [[_TITLES[r["kind"]], str(r["count"]), f"{r['count'] * args.rate:g}", fmt(r["masks_per_s"]),
              fmt(r["p50"], 0), fmt(r["p99"], 0), f"{r['slowest_camera_share']:.2f}", fmt(r["rss_mib"], 0),
              str(r["processes"])] for r in results]
     head = (f"{size} rgb8 frames at {args.rate:g} Hz per camera for {args.seconds:g} s, model {args.model}, "
-            f"serve_triton --max-batch {args.max_batch}; {os.cpu_count()} CPUs.\n\n")
+            f"serve_triton --max-batch {args.max_batch}; {os.cpu_count()} CPUs, load average "
+            f"{load_start[0]:.1f} at start, {load_end[0]:.1f} at end; OMP_NUM_THREADS="
+            f"{os.environ.get('OMP_NUM_THREADS', 'unset')}.\n\n")
     return head + table(["setup", "N", "offered/s", "masks/s", "p50 ms", "p99 ms", "slowest cam", "RSS MiB",
                          "procs"], rows) + "\n"
 

@@ -142,3 +142,16 @@ def test_frame_processor_batch_keeps_order_and_rejects_one_frame_alone() -> None
     assert "nonsense" in outputs[1][0] and outputs[1][1] is None
     assert outputs[2] == ("", (20, 10))
     processor.close()
+
+
+@pytest.mark.parametrize("names, problem", [
+    ([""], None), (["front", "rear/left"], None), (["", "aux"], None),
+    ([], "at least one"), (["front", "front"], "repeated"), (["/front"], "relative"),
+    (["front/"], "relative"), (["~cam"], "relative"), (["3d"], "relative"), (["a b"], "relative"),
+])
+def test_camera_names(names: list[str], problem: str | None) -> None:
+    from seg_perception.core.params import camera_names_problem, validate
+
+    reason = camera_names_problem(names)
+    assert (reason is None) if problem is None else (reason is not None and problem in reason)
+    assert validate({"cameras": names}) == reason
