@@ -229,7 +229,7 @@ class NodeProcess:
 
     @property
     def status_name(self) -> str:
-        return f"{self.namespace}/{self.name}: segmentation"
+        return f"{self.name}: segmentation"
 
     def stop(self) -> int:
         self.rss.close()

@@ -16,8 +16,9 @@ Cameras (`cameras`): each name C gets C/image ... C/segmentation/...; '' keeps t
 from __future__ import annotations
 
 import gc
+import signal
 import sys
-import time
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable
 from typing import Any
@@ -30,15 +31,19 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.serialization import deserialize_message
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from . import diagnostics, parameters, qos
+from .bond import LifecycleBond
 from ..core import params, stats
+from ..core.calibration import CalibrationError, intrinsics_from_camera_info
 from ..core.frame import DepthFrame, DepthStatus, FrameInput, FrameOutputs, FrameProcessor
 from ..core.latest import LatestPerKey
 from ..core.pairing import stamp_to_ns
 from ..core.runtimes.base import DeviceError, ModelLoadError, describe_device, runtime_health
 from ..core.runtimes.triton import TritonOptions
+from ..core.wire_text import wire_text
 from .cameras import Camera
 from .outputs import Outputs
 
@@ -61,6 +66,7 @@ class SegmentationNode(LifecycleNode):
         self._subs: list[Any] = []
         self._image_type: type[Image] | type[CompressedImage] = Image
         self._qos = qos.IncompatibleQosWarner(self)
+        self._bond = LifecycleBond(self)  # to nav2_lifecycle_manager, while active
         self._last_error = ""
         self._throttle = stats.ReasonThrottle(THROTTLE_S)
         self._options = parameters.live_options(self._param)
@@ -79,7 +85,8 @@ class SegmentationNode(LifecycleNode):
     def _on_set_parameters(self, changed: list[Parameter]) -> SetParametersResult:
         reason = params.refused_while_configured([p.name for p in changed], self._state)
         if reason is None:
-            values = {name: self._param(name) for name in ("min_range", "max_range")}
+            # Cross-field checks need the current value of the fields not being changed.
+            values = {name: self._param(name) for name in ("min_range", "max_range", "output_size", "max_image_pixels")}
             values.update({p.name: p.value for p in changed})
             reason = params.validate(values, self._processor.class_map.names if self._processor else None)
         return SetParametersResult(successful=reason is None, reason=reason or "")
@@ -137,6 +144,7 @@ class SegmentationNode(LifecycleNode):
         self._create_subscriptions()
         self._slots.reopen()
         self._worker = self._engine.submit(self._work)
+        self._bond.create()
         topics = ", ".join(self.resolve_topic_name(c.topic(self._image_topic())) for c in self._cameras.values())
         self.get_logger().info(f"active: listening on {topics}")
         return super().on_activate(state)
@@ -158,6 +166,7 @@ class SegmentationNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_work(self) -> None:
+        self._bond.destroy()
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
@@ -254,8 +263,8 @@ class SegmentationNode(LifecycleNode):
         for camera in cameras:
             self.stats.frame_failed()
             camera.counters.errors += 1
-        self._last_error = f"{type(exc).__name__}: {exc}"
-        self._report("failed", f"segmentation failed: {self._last_error}")
+        self._last_error = f"{type(exc).__name__}: {wire_text(str(exc), 200)}"
+        self._report(f"failed:{type(exc).__name__}", f"segmentation failed: {self._last_error}")
 
     def _report(self, kind: str, text: str) -> None:
         """Log `text` at once, then at most every THROTTLE_S per kind of problem."""
@@ -282,7 +291,11 @@ class SegmentationNode(LifecycleNode):
 
         def paired() -> DepthFrame | None:
             depth = camera.depth.wait_match(stamp_ns, opts.depth_sync_tolerance_ns, opts.depth_wait)
-            return None if depth is None else DepthFrame(depth, camera.depth_info or camera.camera_info)
+            if depth is None:
+                return None
+            if camera.depth_info is not None:
+                return DepthFrame(depth, camera.depth_info, self.resolve_topic_name(camera.topic("depth/camera_info")))
+            return DepthFrame(depth, camera.camera_info, self.resolve_topic_name(camera.topic("camera_info")))
         return paired
 
     def _publish(self, camera: Camera, msg: Image | CompressedImage, out: FrameOutputs) -> None:
@@ -291,12 +304,12 @@ class SegmentationNode(LifecycleNode):
         stamp_ns = stamp_to_ns(msg.header.stamp)
         status = out.status
         if status.image_error:
-            self.stats.frame_rejected()
+            self.stats.frame_rejected(f"{status.image_error_kind}: {status.image_error}")
             self._report(f"image:{status.image_error_kind}",
                          f"rejected frame on {self.resolve_topic_name(camera.topic(self._image_topic()))}: "
                          f"{status.image_error}")
             return
-        outputs.publish_frame(msg.header, out, camera.camera_info)
+        outputs.publish_frame(msg.header, out, self._checked_camera_info(camera, out))
         camera.counters.frames_out += 1
         if status.depth is DepthStatus.OK:
             self.stats.depth_result(None)
@@ -308,6 +321,24 @@ class SegmentationNode(LifecycleNode):
                 self._report(f"depth:{status.depth.name}", f"no cloud: {detail}")
         latency = (self.get_clock().now().nanoseconds - stamp_ns) / 1e6 if stamp_ns > 0 else None
         self.stats.frame_done(out.timings_ms["inference"], out.timings_ms["total"], latency)
+
+    def _checked_camera_info(self, camera: Camera, out: FrameOutputs) -> CameraInfo | None:
+        """The color camera_info to republish with this frame, or None when there is none or it is
+        unusable (counted, logged per topic, and WARN in diagnostics until a good one arrives)."""
+        info = camera.camera_info
+        if info is None or out.segmentation is None:
+            return None
+        topic = self.resolve_topic_name(camera.topic("camera_info"))
+        placement = out.segmentation.placement
+        try:
+            intrinsics_from_camera_info(list(info.k), info.width, info.height, placement.src_w, placement.src_h,
+                                        list(info.d), list(info.p))
+        except CalibrationError as exc:
+            self.stats.camera_info_invalid(topic, str(exc))
+            self._report(f"camera_info:{topic}", f"not republishing the calibration on {topic}: {exc}")
+            return None
+        self.stats.camera_info_valid(topic)
+        return info
 
     # class map + diagnostics --------------------------------------------------------------
 
@@ -339,7 +370,12 @@ class SegmentationNode(LifecycleNode):
 
 
 def main(argv: list[str] | None = None) -> int:
-    rclpy.init(args=argv)
+    # rclpy's own SIGINT/SIGTERM handlers invalidate the context at once, while the worker may be
+    # publishing a frame ("publisher's context is invalid"). Ours only ask the spin loop to stop;
+    # close() then joins the worker while the context is still valid.
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda _signum, _frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     node = SegmentationNode()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
@@ -349,13 +385,16 @@ def main(argv: list[str] | None = None) -> int:
                 node.get_logger().fatal("configure failed; exiting (see the message above)")
                 return 1
             node.trigger_activate()
-        executor.spin()
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)  # a signal is seen within 0.1 s
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         node.close()
         node.destroy_node()
         rclpy.try_shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 
