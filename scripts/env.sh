@@ -23,6 +23,10 @@ fi
 # Large images across processes: shared-memory transport with 64 MB segments (see README).
 export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_sp_root/config/fastdds_shm.xml}"
 export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
+# serve_triton re-runs itself with this interpreter (pytriton needs numpy < 2; see requirements-triton.txt).
+if [ -x "$_sp_root/.venv-triton/bin/python" ]; then
+  export SEG_PERCEPTION_TRITON_PYTHON="$_sp_root/.venv-triton/bin/python"
+fi
 unset _sp_root
 # `python -m` from the repository root must import the installed package (which has the
 # generated msg/), not the source tree that the current directory would otherwise shadow it with.

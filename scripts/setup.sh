@@ -38,6 +38,23 @@ PYEOF
   echo "$want" > "$stamp"
 fi
 
+# serve_triton's environment: pytriton + numpy 1.26 over .venv's packages (requirements-triton.txt).
+TVENV="$root/.venv-triton"
+tstamp="$TVENV/.requirements.sha256"
+twant=$(cat requirements-triton.txt requirements.txt | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$tstamp" 2>/dev/null)" != "$twant" ]; then
+  echo "[setup] installing serve_triton's environment into .venv-triton"
+  [ -x "$TVENV/bin/python" ] || "$PY" -m venv "$TVENV"
+  if ! "$TVENV/bin/pip" install -q --disable-pip-version-check -r requirements-triton.txt >"$TVENV/pip-install.log" 2>&1; then
+    grep -v "is ignored: it is neither a file nor a directory" "$TVENV/pip-install.log" >&2
+    echo "[setup] pip install (.venv-triton) failed" >&2; exit 1
+  fi
+  tsite=$("$TVENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  "$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' > "$tsite/zz_seg_perception_venv.pth"
+  "$TVENV/bin/python" -c "import numpy, pytriton, torch, yaml"
+  echo "$twant" > "$tstamp"
+fi
+
 # colcon build (incremental; symlink install so edits to Python sources apply without rebuild)
 mkdir -p log
 export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from .conversions import (DEFAULT_IMAGE_LIMITS, ImageFormatError, ImageLimits, c
 from .labels import ClassMap
 from .pipeline import SegmentationOptions, SegmentationPipeline, SegmentationResult
 from .runtimes.loader import load_model, warm_up
+from .runtimes.triton import TritonOptions
 
 
 class DepthStatus(enum.Enum):
@@ -107,6 +108,22 @@ class FrameOutputs:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class FrameInput:
+    """One camera's frame for `FrameProcessor.process_batch`."""
+
+    image: Any
+    request: FrameRequest
+    depth: Callable[[], DepthFrame | None] | None = None
+
+
+def _segmentation_options(request: FrameRequest) -> SegmentationOptions:
+    return SegmentationOptions(
+        output_size=request.output_size, confidence_threshold=request.confidence_threshold,
+        want_confidence=request.confidence, want_color=request.color, want_overlay=request.overlay,
+        overlay_alpha=request.overlay_alpha)
+
+
 def decode_color(image: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> np.ndarray:
     """HxWx3 uint8 RGB from a raw or compressed image message (`format` tells them apart)."""
     return compressed_to_rgb(image, limits) if hasattr(image, "format") else image_to_rgb(image, limits)
@@ -124,10 +141,10 @@ class FrameProcessor:
     @classmethod
     def load(cls, model: str, device: str = "auto", fp16: bool = False, description: str | None = None,
              warmup_iterations: int = 3, obstacles: list[str] | None = None,
-             reuse_buffers: bool = True) -> FrameProcessor:
+             reuse_buffers: bool = True, triton: TritonOptions | None = None) -> FrameProcessor:
         """Load and warm up a model (call on the thread that will run it). `obstacles` None keeps
         the model's own obstacle classes. Raises ModelLoadError, DeviceError or ValueError."""
-        runtime = load_model(model, device, fp16=fp16, description=description)
+        runtime = load_model(model, device, fp16=fp16, description=description, triton=triton)
         try:
             class_map = runtime.spec.classes
             if obstacles is not None:
@@ -145,25 +162,37 @@ class FrameProcessor:
                 depth: Callable[[], DepthFrame | None] | None = None) -> FrameOutputs:
         """Segment `image`; with clouds requested, `depth()` is asked for the paired depth frame
         after inference (so a depth camera slightly behind the color one has that long to catch up)."""
-        status = FrameStatus()
-        t0 = time.perf_counter()
-        try:
-            rgb = decode_color(image, request.limits)
-        except ImageFormatError as exc:
-            status.image_error, status.image_error_kind = str(exc), exc.kind
-            return FrameOutputs(status)
-        t1 = time.perf_counter()
-        result = self.pipeline(rgb, SegmentationOptions(
-            output_size=request.output_size, confidence_threshold=request.confidence_threshold,
-            want_confidence=request.confidence, want_color=request.color, want_overlay=request.overlay,
-            overlay_alpha=request.overlay_alpha))
-        outputs = FrameOutputs(status, result)
-        outputs.timings_ms.update(result.timings_ms, decode=(t1 - t0) * 1e3)
-        if request.clouds and depth is not None:
-            t2 = time.perf_counter()
-            self._clouds(outputs, request, depth())
-            outputs.timings_ms["clouds"] = (time.perf_counter() - t2) * 1e3
-        return outputs
+        return next(self.process_batch([FrameInput(image, request, depth)]))
+
+    def process_batch(self, frames: Sequence[FrameInput]) -> Iterator[FrameOutputs]:
+        """Frames of several cameras: decoded one by one, segmented with one forward, then each
+        one's clouds. Outputs come in order, one at a time (with reused buffers a frame's arrays
+        are valid until the next is taken: publish before asking for the next)."""
+        decoded: list[tuple[int, np.ndarray, float]] = []
+        rejected: dict[int, FrameOutputs] = {}
+        for index, frame in enumerate(frames):
+            t0 = time.perf_counter()
+            try:
+                decoded.append((index, decode_color(frame.image, frame.request.limits), (time.perf_counter() - t0) * 1e3))
+            except ImageFormatError as exc:
+                rejected[index] = FrameOutputs(FrameStatus(image_error=str(exc), image_error_kind=exc.kind))
+        results = self.pipeline.run_batch(
+            [rgb for _, rgb, _ in decoded],
+            [_segmentation_options(frames[index].request) for index, _, _ in decoded]) if decoded else iter(())
+        next_decoded = iter(decoded)
+        for index, frame in enumerate(frames):
+            if index in rejected:
+                yield rejected[index]
+                continue
+            _, _, decode_ms = next(next_decoded)
+            result = next(results)
+            outputs = FrameOutputs(FrameStatus(), result)
+            outputs.timings_ms.update(result.timings_ms, decode=decode_ms)
+            if frame.request.clouds and frame.depth is not None:
+                t2 = time.perf_counter()
+                self._clouds(outputs, frame.request, frame.depth())
+                outputs.timings_ms["clouds"] = (time.perf_counter() - t2) * 1e3
+            yield outputs
 
     def _clouds(self, out: FrameOutputs, request: FrameRequest, frame: DepthFrame | None) -> None:
         status = out.status

@@ -5,6 +5,7 @@ the README are checked against this table by tests, so there is one home for eac
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +39,9 @@ class ParamDef:
 
 PARAMS: tuple[ParamDef, ...] = (
     # model
-    ParamDef("model", "selfie", "Built-in model name (selfie, selfie_landscape, drivable) or path to a TorchScript "
-             "(.pt/.ts) or ONNX (.onnx) file with a description YAML beside it.", stage="configure"),
+    ParamDef("model", "selfie", "Built-in model name (selfie, selfie_landscape, drivable), path to a TorchScript "
+             "(.pt/.ts) or ONNX (.onnx) file with a description YAML beside it, or triton://HOST:PORT/NAME "
+             "(a model on a Triton Inference Server).", stage="configure"),
     ParamDef("model_description", "", "Path to the model description YAML; empty = <model>.yaml beside "
              "the model file. Ignored for built-in models.", stage="configure"),
     ParamDef("device", "auto", "auto (CUDA if present, else CPU), cpu, cuda or cuda:N. An explicit CUDA "
@@ -47,7 +49,23 @@ PARAMS: tuple[ParamDef, ...] = (
     ParamDef("fp16", False, "Run the model in float16 (CUDA only).", stage="configure"),
     ParamDef("warmup_iterations", 3, "Forward passes at configure so the first frame is not slow.",
              stage="configure", min=0, max=100),
+    ParamDef("triton_timeout", 1.0, "triton:// models: limit (s) of every call to the server; a frame "
+             "whose call fails or times out is skipped and the server retried after a backoff.",
+             stage="configure", min=0.01, max=60.0),
+    ParamDef("triton_ssl", False, "triton:// models: gRPC over TLS.", stage="configure"),
+    ParamDef("triton_root_certificates", "", "triton:// models: PEM file of the CA that signed the "
+             "server's certificate; empty = the system's roots.", stage="configure"),
+    ParamDef("triton_private_key", "", "triton:// models: client private key (PEM), for servers that "
+             "require client certificates (mutual TLS).", stage="configure"),
+    ParamDef("triton_certificate_chain", "", "triton:// models: client certificate chain (PEM), with "
+             "triton_private_key.", stage="configure"),
+    ParamDef("triton_shared_memory", False, "triton:// models on this machine (localhost): pass tensors "
+             "through POSIX shared memory (the server needs --allow-shared-memory).", stage="configure"),
     # input
+    ParamDef("cameras", [""], "Camera names C: each is subscribed on C/image (C/image/compressed), "
+             "C/camera_info, C/depth, C/depth/camera_info and published under C/segmentation/...; one "
+             "model serves all, frames waiting from several cameras run as one batch. [''] = one camera "
+             "with the plain names.", stage="configure"),
     ParamDef("input_transport", "raw", "raw: subscribe sensor_msgs/Image on 'image'; compressed: "
              "sensor_msgs/CompressedImage on 'image/compressed'.", stage="configure", choices=("raw", "compressed")),
     ParamDef("image_reliability", "best_effort", "QoS reliability of the image subscriptions. best_effort "
@@ -111,6 +129,23 @@ def refused_while_configured(names: list[str], state: str) -> str | None:
             f"clean up the node, set them, then configure again")
 
 
+_CAMERA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def camera_names_problem(names: list[str]) -> str | None:
+    """Why `cameras` is unusable: empty, repeated names, or a name that is not a relative topic
+    namespace ("" is the unprefixed camera)."""
+    if not names:
+        return "cameras needs at least one entry ([''] for one camera with the plain topic names)"
+    if len(set(names)) != len(names):
+        return f"cameras has repeated names: {names}"
+    bad = [n for n in names if n and not _CAMERA_NAME.match(n)]
+    if bad:
+        return (f"cameras {bad} are not relative topic namespaces (letters, digits, '_', '/' between "
+                "parts; no leading '/' or '~')")
+    return None
+
+
 def validate(values: dict[str, Any], class_names: list[str] | None = None) -> str | None:
     """Checks beyond one parameter's own range. Returns the reason a set of values is refused."""
     for name, value in values.items():
@@ -119,6 +154,10 @@ def validate(values: dict[str, Any], class_names: list[str] | None = None) -> st
             continue
         if pdef.choices and value not in pdef.choices:
             return f"{name} must be one of {list(pdef.choices)}, got '{value}'"
+        if name == "cameras":
+            reason = camera_names_problem(list(value))
+            if reason:
+                return reason
         if name == "output_size":
             try:
                 size = parse_output_size(value)

@@ -10,6 +10,7 @@ backends share one pipeline shape:
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from . import colorize as colorize_mod
+from .batching import BatchRunner
 from .buffers import BufferPool
 from .geometry import Placement, network_output_size
 from .labels import ClassMap
@@ -67,6 +69,7 @@ class SegmentationPipeline:
         if backend not in ("numpy", "torch"):
             raise ValueError(f"backend must be auto, numpy or torch, got '{backend}'")
         self.backend = backend
+        self._runner = BatchRunner(runtime)
         spec = runtime.spec
         self._palette = spec.classes.palette_lut()
         if backend == "numpy":
@@ -99,20 +102,49 @@ class SegmentationPipeline:
             torch.cuda.synchronize(self.device)
 
     def __call__(self, rgb: np.ndarray, options: SegmentationOptions | None = None) -> SegmentationResult:
-        opts = options or SegmentationOptions()
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or rgb.size == 0:
-            raise ValueError(f"expected a non-empty HxWx3 uint8 RGB image, got {rgb.shape} {rgb.dtype}")
-        src_h, src_w = rgb.shape[:2]
-        out_w, out_h = self.output_size_for(src_w, src_h, opts.output_size)
-        timings: dict[str, float] = {}
+        return next(self.run_batch([rgb], [options or SegmentationOptions()]))
+
+    def run_batch(self, frames: Sequence[np.ndarray],
+                  options: Sequence[SegmentationOptions]) -> Iterator[SegmentationResult]:
+        """Frames of several cameras through one forward (N x 3 x H x W); a model whose batch
+        axis is fixed runs them one by one (learned once, BatchRunner). Results come one at a
+        time, in order: with reuse_buffers a result's arrays are valid until the next is taken."""
+        if len(frames) != len(options) or not frames:
+            raise ValueError(f"need one options per frame, got {len(frames)} frames, {len(options)} options")
+        for rgb in frames:
+            if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or rgb.size == 0:
+                raise ValueError(f"expected a non-empty HxWx3 uint8 RGB image, got {rgb.shape} {rgb.dtype}")
+        many = len(frames) > 1
         t0 = time.perf_counter()
+        inputs: list[torch.Tensor] = []
+        places: list[Placement] = []
+        uploaded: list[torch.Tensor | None] = []
         with torch.inference_mode():
-            batch, place = self._pre(rgb)
+            for rgb in frames:
+                batch, place = self._pre(rgb)
+                # The CPU preprocessor writes into one reused tensor, and the CUDA one stages
+                # every frame through one pinned buffer: each frame must be done before the next.
+                inputs.append(batch.clone() if many and batch.device.type == "cpu" else batch)
+                places.append(place)
+                uploaded.append(self._pre.frame if isinstance(self._pre, TorchPreprocessor) else None)
+                if many:
+                    self._sync()
             self._sync()
             t1 = time.perf_counter()
-            raw = self.runtime(batch)
+            raw = self._runner(torch.cat(inputs) if many else inputs[0])
             self._sync()
             t2 = time.perf_counter()
+        shared = dict(preprocess=(t1 - t0) * 1e3, inference=(t2 - t1) * 1e3, batch=float(len(frames)))
+        for index, (rgb, opts) in enumerate(zip(frames, options)):
+            yield self._finish(rgb, raw[index:index + 1] if many else raw, places[index], opts,
+                               uploaded[index], shared)
+
+    def _finish(self, rgb: np.ndarray, raw: torch.Tensor, place: Placement, opts: SegmentationOptions,
+                uploaded: torch.Tensor | None, shared: dict[str, float]) -> SegmentationResult:
+        src_h, src_w = rgb.shape[:2]
+        out_w, out_h = self.output_size_for(src_w, src_h, opts.output_size)
+        t2 = time.perf_counter()
+        with torch.inference_mode():
             maps = network_maps(raw, self.spec)
             if self.backend == "numpy":
                 labels, confidence = finish_numpy(maps, place, out_w, out_h, opts.confidence_threshold,
@@ -123,12 +155,12 @@ class SegmentationPipeline:
                 labels_t, conf_t = finish_torch(maps, place, out_w, out_h, opts.confidence_threshold)
                 self._sync()
                 t3 = time.perf_counter()
-                color, over = self._paint_torch(labels_t, out_w, out_h, opts)
+                color, over = self._paint_torch(labels_t, uploaded, out_w, out_h, opts)
                 labels = labels_t.cpu().numpy()
                 confidence = conf_t.cpu().numpy() if opts.want_confidence else None
         t4 = time.perf_counter()
-        timings.update(preprocess=(t1 - t0) * 1e3, inference=(t2 - t1) * 1e3,
-                       postprocess=(t3 - t2) * 1e3, colorize=(t4 - t3) * 1e3, total=(t4 - t0) * 1e3)
+        timings = dict(shared, postprocess=(t3 - t2) * 1e3, colorize=(t4 - t3) * 1e3)
+        timings["total"] = timings["preprocess"] + timings["inference"] + (t4 - t2) * 1e3
         return SegmentationResult(labels, confidence, color, over, place, timings)
 
     def _paint_numpy(self, rgb: np.ndarray, labels: np.ndarray, out_w: int, out_h: int,
@@ -147,15 +179,15 @@ class SegmentationPipeline:
                                         buf("drawn", out_h, out_w))
         return (color if opts.want_color else None), over
 
-    def _paint_torch(self, labels: torch.Tensor, out_w: int, out_h: int,
+    def _paint_torch(self, labels: torch.Tensor, uploaded: torch.Tensor | None, out_w: int, out_h: int,
                      opts: SegmentationOptions) -> tuple[np.ndarray | None, np.ndarray | None]:
         if not (opts.want_color or opts.want_overlay):
             return None, None
         color = colorize_mod.colorize_torch(labels, self._palette_t)
         over = None
         if opts.want_overlay:
-            assert isinstance(self._pre, TorchPreprocessor) and self._pre.frame is not None
-            frame = self._pre.frame.to(self.device)
+            assert uploaded is not None
+            frame = uploaded.to(self.device)
             if frame.shape[:2] != (out_h, out_w):
                 frame = torch.nn.functional.interpolate(
                     frame.permute(2, 0, 1)[None].float(), size=(out_h, out_w), mode="bilinear",

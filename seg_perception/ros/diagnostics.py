@@ -6,11 +6,13 @@ as a depth fault and never changes the segmentation verdict.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from ..core import stats
+from ..core.runtimes.base import RuntimeHealth
+from .cameras import CameraCounters
 
 
 @dataclass
@@ -28,6 +30,10 @@ class NodeState:
     use_depth: bool
     input_timeout: float
     max_latency: float
+    inference_server: RuntimeHealth | None = None
+    """The remote model's connection (triton://); None for a local model."""
+    cameras: list[tuple[str, CameraCounters]] = field(default_factory=list)
+    """Per-camera counters when the node serves named cameras."""
 
 
 def _status(name: str, hardware_id: str, level: int, message: str,
@@ -42,12 +48,19 @@ def build(snap: stats.Snapshot, state: NodeState, stamp: object) -> DiagnosticAr
         level, message = (stats.ERROR, state.last_error) if state.last_error else (stats.WARN, "not configured")
     elif not state.active:
         level, message = stats.OK, "inactive"
+    elif state.inference_server is not None and not state.inference_server.ok and snap.frames_in:
+        # The server is down or failing while frames arrive: that, not the frame counters, is the news.
+        level, message = stats.ERROR, state.inference_server.message
     else:
         level, message = stats.verdict(snap, state.input_timeout, state.max_latency, state.last_error)
+    values = stats.key_values(snap, state.device, state.model)
+    if state.inference_server is not None:
+        values.append(("inference_server", state.inference_server.message))
+    for name, counters in state.cameras:
+        values += counters.key_values(name)
     array = DiagnosticArray()
     array.header.stamp = stamp
-    array.status = [_status(f"{state.node_name}: segmentation", state.hardware_id, level, message,
-                            stats.key_values(snap, state.device, state.model))]
+    array.status = [_status(f"{state.node_name}: segmentation", state.hardware_id, level, message, values)]
     if state.use_depth and state.active:
         depth_level, depth_message = stats.depth_verdict(snap)
         array.status.append(_status(f"{state.node_name}: depth", state.hardware_id, depth_level, depth_message, [

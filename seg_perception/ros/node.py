@@ -6,9 +6,12 @@ the configure-time parameters, loads and warms up the model and publishes the cl
 releases cached GPU memory; cleanup unloads the model, after which new configure-time
 parameters (another model, device, topics) may be set and configured.
 
-Threads: the executor thread only drops the newest serialized frame into a one-slot buffer
-(latest wins) and files depth frames by stamp; the engine thread deserializes, runs the
-FrameProcessor and publishes. Every torch call happens on that one thread.
+Threads: the executor thread only drops the newest serialized frame into its camera's one-slot
+buffer (latest wins per camera) and files depth frames by stamp; the engine thread takes the
+newest frame of every camera that has one, deserializes them, runs them through the
+FrameProcessor as one batch and publishes. Every torch call happens on that one thread.
+
+Cameras (`cameras`): each name C gets C/image ... C/segmentation/...; '' keeps the plain names.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import signal
 import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any
 
 import rclpy
@@ -34,11 +38,13 @@ from . import diagnostics, parameters, qos
 from .bond import LifecycleBond
 from ..core import params, stats
 from ..core.calibration import CalibrationError, intrinsics_from_camera_info
-from ..core.frame import DepthFrame, DepthStatus, FrameOutputs, FrameProcessor
-from ..core.latest import LatestSlot
-from ..core.pairing import StampPairer, stamp_to_ns
-from ..core.runtimes.base import DeviceError, ModelLoadError, describe_device
+from ..core.frame import DepthFrame, DepthStatus, FrameInput, FrameOutputs, FrameProcessor
+from ..core.latest import LatestPerKey
+from ..core.pairing import stamp_to_ns
+from ..core.runtimes.base import DeviceError, ModelLoadError, describe_device, runtime_health
+from ..core.runtimes.triton import TritonOptions
 from ..core.wire_text import wire_text
+from .cameras import Camera
 from .outputs import Outputs
 
 THROTTLE_S = 5.0
@@ -49,10 +55,8 @@ class SegmentationNode(LifecycleNode):
         super().__init__(node_name, **kwargs)
         parameters.declare_all(self)
         self.stats = stats.NodeStats()
-        self._slot: LatestSlot[bytes] = LatestSlot()
-        self._depth = StampPairer[Image](capacity=10)
-        self._camera_info: CameraInfo | None = None
-        self._depth_info: CameraInfo | None = None
+        self._slots: LatestPerKey[str, bytes] = LatestPerKey()
+        self._cameras: dict[str, Camera] = {}
         self._processor: FrameProcessor | None = None
         self._device_text = "not loaded"
         # CPU torch's OpenMP pool belongs to the thread that first used it; a second thread's pool
@@ -61,7 +65,6 @@ class SegmentationNode(LifecycleNode):
         self._worker: Future[None] | None = None
         self._subs: list[Any] = []
         self._image_type: type[Image] | type[CompressedImage] = Image
-        self._outputs: Outputs | None = None
         self._qos = qos.IncompatibleQosWarner(self)
         self._bond = LifecycleBond(self)  # to nav2_lifecycle_manager, while active
         self._last_error = ""
@@ -106,9 +109,16 @@ class SegmentationNode(LifecycleNode):
         try:
             if reason:
                 raise ValueError(f"invalid parameters: {reason}")
+            triton = TritonOptions(
+                timeout_s=self._param("triton_timeout"), ssl=self._param("triton_ssl"),
+                root_certificates=self._param("triton_root_certificates"),
+                private_key=self._param("triton_private_key"),
+                certificate_chain=self._param("triton_certificate_chain"),
+                shared_memory=self._param("triton_shared_memory"))
             processor = self._engine.submit(
                 FrameProcessor.load, self._param("model"), self._param("device"), self._param("fp16"),
-                self._param("model_description") or None, self._param("warmup_iterations"), obstacles).result()
+                self._param("model_description") or None, self._param("warmup_iterations"), obstacles,
+                triton=triton).result()
         except (ModelLoadError, DeviceError, ValueError) as exc:
             self._last_error = str(exc)
             self.get_logger().fatal(self._last_error)
@@ -119,7 +129,10 @@ class SegmentationNode(LifecycleNode):
             self.set_parameters([Parameter("obstacle_classes", Parameter.Type.STRING_ARRAY, class_map.obstacle_names)])
         self._device_text = describe_device(processor.pipeline.device)
         self._diag_timer.timer_period_ns = int(self._param("diagnostics_period") * 1e9)
-        self._outputs = Outputs(self, self._param("output_reliability"), lambda topic: self._qos.handler(topic, True))
+        self._cameras = {name: Camera(name) for name in self._param("cameras")}
+        for camera in self._cameras.values():
+            camera.outputs = Outputs(self, self._param("output_reliability"),
+                                     lambda topic: self._qos.handler(topic, True), camera.prefix)
         self._publish_class_map()
         self.get_logger().info(
             f"model '{spec.name}' ({len(class_map)} classes: {', '.join(class_map.names)}) on {self._device_text}, "
@@ -129,10 +142,11 @@ class SegmentationNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._create_subscriptions()
-        self._slot.reopen()
+        self._slots.reopen()
         self._worker = self._engine.submit(self._work)
         self._bond.create()
-        self.get_logger().info(f"active: listening on {self.resolve_topic_name(self._image_topic())}")
+        topics = ", ".join(self.resolve_topic_name(c.topic(self._image_topic())) for c in self._cameras.values())
+        self.get_logger().info(f"active: listening on {topics}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -156,7 +170,7 @@ class SegmentationNode(LifecycleNode):
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
-        self._slot.close()
+        self._slots.close()
         if self._worker is not None:
             self._worker.result()
             self._worker = None
@@ -165,9 +179,10 @@ class SegmentationNode(LifecycleNode):
 
     def _release(self) -> None:
         self._stop_work()
-        if self._outputs is not None:
-            self._outputs.destroy()
-            self._outputs = None
+        for camera in self._cameras.values():
+            if camera.outputs is not None:
+                camera.outputs.destroy()
+        self._cameras = {}
         if self._processor is not None:
             self._engine.submit(self._processor.close).result()
             self._processor = None
@@ -181,78 +196,125 @@ class SegmentationNode(LifecycleNode):
 
     def _create_subscriptions(self) -> None:
         image_qos = qos.image_input(self._param("image_reliability"), self._param("image_qos_depth"))
-        topic = self._image_topic()
         self._image_type = CompressedImage if self._param("input_transport") == "compressed" else Image
-        events = SubscriptionEventCallbacks(incompatible_qos=self._qos.handler(topic, publisher=False))
-        # raw: the executor only copies the serialized frame; the worker deserializes the frames it
-        # actually takes, so frames that latest-wins drops cost no deserialization (1-6 ms at 1080p).
-        self._subs.append(self.create_subscription(self._image_type, topic, self._on_image, image_qos,
-                                                   event_callbacks=events, raw=True))
-        self._subs.append(self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos.SENSOR))
-        if self._param("use_depth"):
-            self._subs.append(self.create_subscription(Image, "depth", self._on_depth, image_qos))
-            self._subs.append(self.create_subscription(CameraInfo, "depth/camera_info", self._on_depth_info,
-                                                       qos.SENSOR))
+        for camera in self._cameras.values():
+            topic = camera.topic(self._image_topic())
+            events = SubscriptionEventCallbacks(incompatible_qos=self._qos.handler(topic, publisher=False))
+            # raw: the executor only copies the serialized frame; the worker deserializes the frames it
+            # actually takes, so frames that latest-wins drops cost no deserialization (1-6 ms at 1080p).
+            self._subs.append(self.create_subscription(self._image_type, topic, self._on_image(camera), image_qos,
+                                                       event_callbacks=events, raw=True))
+            self._subs.append(self.create_subscription(CameraInfo, camera.topic("camera_info"),
+                                                       self._on_camera_info(camera), qos.SENSOR))
+            if self._param("use_depth"):
+                self._subs.append(self.create_subscription(Image, camera.topic("depth"), self._on_depth(camera),
+                                                           image_qos))
+                self._subs.append(self.create_subscription(CameraInfo, camera.topic("depth/camera_info"),
+                                                           self._on_depth_info(camera), qos.SENSOR))
 
     # callbacks (executor thread: cheap only) ---------------------------------------------
 
-    def _on_image(self, serialized: bytes) -> None:
-        self.stats.frame_received(self._slot.put(serialized))
+    def _on_image(self, camera: Camera) -> Callable[[bytes], None]:
+        def store(serialized: bytes) -> None:
+            dropped = self._slots.put(camera.name, serialized)
+            camera.counters.frames_in += 1
+            camera.counters.dropped += int(dropped)
+            self.stats.frame_received(dropped)
+        return store
 
-    def _on_camera_info(self, msg: CameraInfo) -> None:
-        self._camera_info = msg
+    def _on_camera_info(self, camera: Camera) -> Callable[[CameraInfo], None]:
+        def store(msg: CameraInfo) -> None:
+            camera.camera_info = msg
+        return store
 
-    def _on_depth_info(self, msg: CameraInfo) -> None:
-        self._depth_info = msg
+    def _on_depth_info(self, camera: Camera) -> Callable[[CameraInfo], None]:
+        def store(msg: CameraInfo) -> None:
+            camera.depth_info = msg
+        return store
 
-    def _on_depth(self, msg: Image) -> None:
-        self._depth.add(stamp_to_ns(msg.header.stamp), msg)
+    def _on_depth(self, camera: Camera) -> Callable[[Image], None]:
+        def store(msg: Image) -> None:
+            camera.depth.add(stamp_to_ns(msg.header.stamp), msg)
+        return store
 
     # worker -------------------------------------------------------------------------------
 
     def _work(self) -> None:
-        while not self._slot.closed:
-            serialized = self._slot.take()
-            if serialized is None:
+        while not self._slots.closed:
+            taken = self._slots.take_all()
+            batch: list[tuple[Camera, Image | CompressedImage]] = []
+            for name, serialized in taken.items():
+                camera = self._cameras.get(name)
+                if camera is None:
+                    continue
+                try:
+                    batch.append((camera, deserialize_message(serialized, self._image_type)))
+                except Exception as exc:  # a bad frame must never kill the worker
+                    self._failed([camera], exc)
+            if not batch:
                 continue
+            done: list[Camera] = []
             try:
-                self._process(deserialize_message(serialized, self._image_type))
+                self._process(batch, done)
             except Exception as exc:  # a bad frame must never kill the worker
-                self.stats.frame_failed()
-                self._last_error = f"{type(exc).__name__}: {wire_text(str(exc), 200)}"
-                self._report(f"failed:{type(exc).__name__}", f"segmentation failed: {self._last_error}")
+                self._failed([camera for camera, _ in batch if camera not in done], exc)
+
+    def _failed(self, cameras: list[Camera], exc: Exception) -> None:
+        for camera in cameras:
+            self.stats.frame_failed()
+            camera.counters.errors += 1
+        self._last_error = f"{type(exc).__name__}: {wire_text(str(exc), 200)}"
+        self._report(f"failed:{type(exc).__name__}", f"segmentation failed: {self._last_error}")
 
     def _report(self, kind: str, text: str) -> None:
         """Log `text` at once, then at most every THROTTLE_S per kind of problem."""
         if self._throttle.should_report(kind):
             self.get_logger().error(text)
 
-    def _process(self, msg: Image | CompressedImage) -> None:
-        processor, outputs, opts = self._processor, self._outputs, self._options
-        if processor is None or outputs is None:
+    def _process(self, batch: list[tuple[Camera, Image | CompressedImage]], done: list[Camera]) -> None:
+        """One batch: a frame per camera. Each frame's outputs are published before the next
+        one's are made (the pipeline reuses its full-size buffers)."""
+        processor, opts = self._processor, self._options
+        if processor is None:
             return
-        stamp_ns = stamp_to_ns(msg.header.stamp)
+        inputs = []
+        for camera, msg in batch:
+            assert camera.outputs is not None  # made at configure, with the camera
+            inputs.append(FrameInput(msg, camera.outputs.narrow(opts.request, opts.use_depth),
+                                     self._paired_depth(camera, stamp_to_ns(msg.header.stamp))))
+        for (camera, msg), out in zip(batch, processor.process_batch(inputs)):
+            self._publish(camera, msg, out)
+            done.append(camera)
 
-        def paired_depth() -> DepthFrame | None:
-            depth = self._depth.wait_match(stamp_ns, opts.depth_sync_tolerance_ns, opts.depth_wait)
+    def _paired_depth(self, camera: Camera, stamp_ns: int) -> Callable[[], DepthFrame | None]:
+        opts = self._options
+
+        def paired() -> DepthFrame | None:
+            depth = camera.depth.wait_match(stamp_ns, opts.depth_sync_tolerance_ns, opts.depth_wait)
             if depth is None:
                 return None
-            if self._depth_info is not None:
-                return DepthFrame(depth, self._depth_info, self.resolve_topic_name("depth/camera_info"))
-            return DepthFrame(depth, self._camera_info, self.resolve_topic_name("camera_info"))
+            if camera.depth_info is not None:
+                return DepthFrame(depth, camera.depth_info, self.resolve_topic_name(camera.topic("depth/camera_info")))
+            return DepthFrame(depth, camera.camera_info, self.resolve_topic_name(camera.topic("camera_info")))
+        return paired
 
-        out = processor.process(msg, outputs.narrow(opts.request, opts.use_depth), paired_depth)
+    def _publish(self, camera: Camera, msg: Image | CompressedImage, out: FrameOutputs) -> None:
+        outputs = camera.outputs
+        assert outputs is not None
+        stamp_ns = stamp_to_ns(msg.header.stamp)
         status = out.status
         if status.image_error:
             self.stats.frame_rejected(f"{status.image_error_kind}: {status.image_error}")
             self._report(f"image:{status.image_error_kind}",
-                         f"rejected frame on {self.resolve_topic_name(self._image_topic())}: {status.image_error}")
+                         f"rejected frame on {self.resolve_topic_name(camera.topic(self._image_topic()))}: "
+                         f"{status.image_error}")
             return
-        outputs.publish_frame(msg.header, out, self._checked_camera_info(out))
+        outputs.publish_frame(msg.header, out, self._checked_camera_info(camera, out))
+        camera.counters.frames_out += 1
         if status.depth is DepthStatus.OK:
             self.stats.depth_result(None)
         elif status.depth.counter is not None:
-            detail = f"{status.depth.value} ({self.resolve_topic_name('depth')})"
+            detail = f"{status.depth.value} ({self.resolve_topic_name(camera.topic('depth'))})"
             detail += f": {status.depth_error}" if status.depth_error else ""
             self.stats.depth_result(status.depth.counter, detail)
             if status.depth is not DepthStatus.UNPAIRED:  # expected now and then: counted, not logged
@@ -260,13 +322,13 @@ class SegmentationNode(LifecycleNode):
         latency = (self.get_clock().now().nanoseconds - stamp_ns) / 1e6 if stamp_ns > 0 else None
         self.stats.frame_done(out.timings_ms["inference"], out.timings_ms["total"], latency)
 
-    def _checked_camera_info(self, out: FrameOutputs) -> CameraInfo | None:
+    def _checked_camera_info(self, camera: Camera, out: FrameOutputs) -> CameraInfo | None:
         """The color camera_info to republish with this frame, or None when there is none or it is
         unusable (counted, logged per topic, and WARN in diagnostics until a good one arrives)."""
-        info = self._camera_info
+        info = camera.camera_info
         if info is None or out.segmentation is None:
             return None
-        topic = self.resolve_topic_name("camera_info")
+        topic = self.resolve_topic_name(camera.topic("camera_info"))
         placement = out.segmentation.placement
         try:
             intrinsics_from_camera_info(list(info.k), info.width, info.height, placement.src_w, placement.src_h,
@@ -281,9 +343,12 @@ class SegmentationNode(LifecycleNode):
     # class map + diagnostics --------------------------------------------------------------
 
     def _publish_class_map(self) -> None:
-        if self._processor is not None and self._outputs is not None:
-            self._outputs.publish_class_map(self._processor.class_map, self.get_clock().now().to_msg(),
-                                            self._options.request.confidence_threshold)
+        if self._processor is None:
+            return
+        for camera in self._cameras.values():
+            if camera.outputs is not None:
+                camera.outputs.publish_class_map(self._processor.class_map, self.get_clock().now().to_msg(),
+                                                 self._options.request.confidence_threshold)
 
     def _publish_diagnostics(self) -> None:
         processor = self._processor
@@ -292,7 +357,10 @@ class SegmentationNode(LifecycleNode):
             node_name=self.get_name(), hardware_id=self.get_fully_qualified_name(),
             configured=processor is not None, active=bool(self._subs), last_error=self._last_error,
             device=self._device_text, model=model, use_depth=self._param("use_depth"),
-            input_timeout=self._param("input_timeout"), max_latency=self._param("max_latency"))
+            input_timeout=self._param("input_timeout"), max_latency=self._param("max_latency"),
+            inference_server=runtime_health(processor.pipeline.runtime) if processor else None,
+            cameras=[(c.label, c.counters) for c in self._cameras.values()]
+            if len(self._cameras) > 1 or "" not in self._cameras else [])
         self._diag_pub.publish(diagnostics.build(self.stats.snapshot(), state, self.get_clock().now().to_msg()))
 
     def close(self) -> None:

@@ -31,18 +31,20 @@ STREAMS = {"mask": Image, "confidence": Image, "color_mask": Image, "overlay": I
 
 class Outputs:
     def __init__(self, node: LifecycleNode, reliability: str,
-                 on_incompatible: Callable[[str], Callable[[Any], None]]) -> None:
+                 on_incompatible: Callable[[str], Callable[[Any], None]], prefix: str = "") -> None:
+        """`prefix`: the camera's namespace with its trailing '/' ('' for the plain names)."""
         self._node = node
         self._clouds = CloudMessages()
         self.pubs: dict[str, Any] = {}
         stream = qos.stream(reliability)
         for key, msg_type in STREAMS.items():
-            topic = f"segmentation/{key}"
+            topic = f"{prefix}segmentation/{key}"
             events = PublisherEventCallbacks(incompatible_qos=on_incompatible(topic))
             self.pubs[key] = node.create_lifecycle_publisher(msg_type, topic, stream, event_callbacks=events)
-        self.pubs["class_map"] = node.create_publisher(ClassMapMsg, "segmentation/class_map", qos.LATCHED)
+        self.pubs["class_map"] = node.create_publisher(ClassMapMsg, f"{prefix}segmentation/class_map", qos.LATCHED)
         if LabelInfo is not None:
-            self.pubs["label_info"] = node.create_publisher(LabelInfo, "segmentation/label_info", qos.LATCHED)
+            self.pubs["label_info"] = node.create_publisher(LabelInfo, f"{prefix}segmentation/label_info",
+                                                            qos.LATCHED)
 
     def wanted(self, key: str, enabled: bool = True) -> bool:
         return enabled and self.pubs[key].get_subscription_count() > 0

@@ -19,7 +19,7 @@ from seg_perception.core.sources import sample_photo
 
 CPU = torch.device("cpu")
 BACKENDS = ["numpy", "torch"]
-TIMING_KEYS = {"preprocess", "inference", "postprocess", "colorize", "total"}
+TIMING_KEYS = {"batch", "preprocess", "inference", "postprocess", "colorize", "total"}
 
 
 # tiny real models -------------------------------------------------------------------------

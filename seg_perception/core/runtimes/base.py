@@ -39,6 +39,24 @@ class DeviceError(RuntimeError):
     """The requested compute device does not exist on this machine."""
 
 
+class RuntimeUnavailable(RuntimeError):
+    """The model cannot run right now (a remote server down or too slow); the frame is skipped
+    and the runtime retries by itself. Callers report it; they do not stop."""
+
+
+@dataclass(frozen=True)
+class RuntimeHealth:
+    ok: bool
+    message: str
+
+
+def runtime_health(runtime: object) -> RuntimeHealth | None:
+    """The health of a runtime that can fail at run time (a remote server); None for local
+    models, which either loaded or did not."""
+    health = getattr(runtime, "health", None)
+    return health() if callable(health) else None
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """How to feed a model and read its output.

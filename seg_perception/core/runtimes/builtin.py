@@ -112,6 +112,11 @@ class TorchModuleRuntime:
             module = module.half()
         self._module: torch.nn.Module | None = module.eval()
 
+    @property
+    def module(self) -> torch.nn.Module | None:
+        """The module itself (None once closed), e.g. to trace it for a serving backend."""
+        return self._module
+
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         if self._module is None:
             raise RuntimeError(f"model '{self.source}' was closed")

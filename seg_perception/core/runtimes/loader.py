@@ -6,16 +6,23 @@ otherwise produce plausible-looking but wrong masks, or fail on the first frame 
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import first_line
-from .base import ModelLoadError, ModelSpec, Runtime, resolve_device
-from .builtin import BUILTIN_MODELS, canonical_builtin, check_fp16, load_builtin
+from .base import ModelLoadError, ModelSpec, Runtime, RuntimeUnavailable, resolve_device
+from .builtin import BUILTIN_MODELS, builtin_spec, canonical_builtin, check_fp16, load_builtin
 from .description import find_description, load_description
+
+if TYPE_CHECKING:
+    from .triton import TritonOptions
+
+_LOG = logging.getLogger(__name__)
 
 TORCHSCRIPT_SUFFIXES: tuple[str, ...] = (".pt", ".ts", ".torchscript")
 ONNX_SUFFIXES: tuple[str, ...] = (".onnx",)
@@ -24,9 +31,11 @@ _PROBABILITY_TOLERANCE = 1e-2
 
 
 def load_model(model: str, device: str | torch.device = "auto", fp16: bool = False,
-               description: str | None = None, validate: bool = True) -> Runtime:
-    """`model`: a builtin name (BUILTIN_MODELS) or a .pt/.ts/.torchscript/.onnx file with a
-    description beside it (or at `description`). Raises ModelLoadError or DeviceError."""
+               description: str | None = None, validate: bool = True,
+               triton: TritonOptions | None = None) -> Runtime:
+    """`model`: a builtin name (BUILTIN_MODELS), a .pt/.ts/.torchscript/.onnx file with a
+    description beside it (or at `description`), or triton://HOST:PORT/NAME (a model on a Triton
+    server; `triton` says how to reach it). Raises ModelLoadError or DeviceError."""
     target = resolve_device(str(device))
     name = model.strip()
     if not name:
@@ -36,6 +45,9 @@ def load_model(model: str, device: str | torch.device = "auto", fp16: bool = Fal
         description = None
 
     runtime: Runtime
+    from .triton import is_triton_model
+    if is_triton_model(name):
+        return _load_triton(name, target, fp16, description, validate, triton)
     if canonical_builtin(name) is not None:
         if description is not None:
             raise ModelLoadError(name, "builtin models carry their own description; `description` "
@@ -72,12 +84,52 @@ def load_model(model: str, device: str | torch.device = "auto", fp16: bool = Fal
     return runtime
 
 
+def _load_triton(name: str, device: torch.device, fp16: bool, description: str | None, validate: bool,
+                 options: TritonOptions | None) -> Runtime:
+    """A model on a Triton server. Its description comes from `description`, or is the
+    builtin's when the served name is a builtin. A server that is down at load is not an
+    error (the robot may boot before it): the runtime connects on its first frame."""
+    from .triton import TritonRuntime, parse_address
+
+    address = parse_address(name)
+    if fp16:
+        raise ModelLoadError(name, "fp16 is chosen on the Triton server (its model configuration), not "
+                                   "here; set fp16 to false")
+    spec: ModelSpec
+    if description is not None:
+        spec = load_description(Path(description).expanduser())
+    elif canonical_builtin(address.model) is not None:
+        spec = builtin_spec(address.model)
+    else:
+        raise ModelLoadError(name, f"'{address.model}' is not a builtin model, so its description YAML "
+                                   "must be given (model_description); format: docs/models.md")
+    try:
+        runtime = TritonRuntime(address, spec, options, device)
+    except ValueError as exc:
+        raise ModelLoadError(name, str(exc)) from exc
+    if not validate:
+        return runtime
+    try:
+        runtime.connect()
+    except RuntimeUnavailable as exc:
+        _LOG.warning("%s; masks start once it answers", exc)
+        return runtime
+    try:
+        validate_runtime(runtime, name)
+    except ModelLoadError:
+        runtime.close()
+        raise
+    return runtime
+
+
 def validate_runtime(runtime: Runtime, source: str) -> None:
     """One forward on zeros of the spec's input size; its output must match the description."""
     spec = runtime.spec
     batch = torch.zeros(1, 3, spec.input_height, spec.input_width, device=runtime.device, dtype=runtime.dtype)
     try:
         output = runtime(batch)
+    except RuntimeUnavailable:
+        return  # a remote server that went away in between: checked when it is back
     except Exception as exc:  # noqa: BLE001 - any failure of the forward is a load failure
         raise ModelLoadError(source, f"the test forward pass on a 1x3x{spec.input_height}x{spec.input_width} "
                                      f"input failed: {first_line(exc)}") from exc
@@ -157,7 +209,10 @@ def warm_up(runtime: Runtime, iterations: int = 3) -> float:
     times: list[float] = []
     for _ in range(max(iterations, 0)):
         start = time.perf_counter()
-        runtime(batch)
+        try:
+            runtime(batch)
+        except RuntimeUnavailable:
+            break  # a server that is down: nothing to warm, and no reason to wait for it here
         if runtime.device.type == "cuda":
             # Kernels are asynchronous: without this the time is the launch, not the forward.
             torch.cuda.synchronize(runtime.device)

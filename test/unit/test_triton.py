@@ -1,0 +1,182 @@
+"""The Triton runtime without a server (addresses, backoff, a server that is down) and the
+model-repository writer for NVIDIA's Triton server. A real server: test/ros/test_triton_node.py."""
+from __future__ import annotations
+
+import socket
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from google.protobuf import text_format
+from torch import nn
+from tritonclient.grpc import model_config_pb2
+
+from seg_perception.core.runtimes import ModelLoadError, load_model, warm_up
+from seg_perception.core.runtimes.base import RuntimeUnavailable, runtime_health
+from seg_perception.core.runtimes.builtin import builtin_spec
+from seg_perception.core.runtimes.triton import (Backoff, TritonAddress, TritonOptions, TritonRuntime,
+                                                 parse_address)
+from seg_perception.core.triton_repo import write_repository
+
+WIDTH, HEIGHT = 32, 24
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("triton://gpu-server:8001/selfie", TritonAddress("gpu-server", 8001, "selfie")),
+    ("triton://10.0.0.5/deeplab", TritonAddress("10.0.0.5", 8001, "deeplab")),
+    ("TRITON://h:9000/m/3", TritonAddress("h", 9000, "m", "3")),
+    ("triton://[::1]:8101/selfie", TritonAddress("[::1]", 8101, "selfie")),
+])
+def test_parse_address(text: str, expected: TritonAddress) -> None:
+    assert parse_address(text) == expected
+
+
+@pytest.mark.parametrize("text", ["triton://host:8001", "triton:///m", "triton://h:port/m",
+                                  "triton://h:70000/m", "triton://h:1/m/v2", "triton://h/a/1/b"])
+def test_parse_address_rejects(text: str) -> None:
+    with pytest.raises(ModelLoadError, match="triton://"):
+        parse_address(text)
+
+
+def test_backoff_doubles_to_its_limit_and_resets() -> None:
+    now = [100.0]
+    backoff = Backoff(initial=0.5, maximum=2.0, clock=lambda: now[0])
+    assert backoff.ready()
+    waits = []
+    for _ in range(4):
+        backoff.failed()
+        assert not backoff.ready()
+        waits.append(backoff.wait_left())
+        now[0] += waits[-1]
+        assert backoff.ready()
+    assert waits == [0.5, 1.0, 2.0, 2.0]
+    backoff.failed()
+    backoff.succeeded()
+    assert backoff.ready()
+
+
+def test_server_down_at_load_is_not_an_error_and_frames_fail_fast() -> None:
+    port = free_port()  # nothing listens there
+    runtime = load_model(f"triton://127.0.0.1:{port}/selfie", "cpu", triton=TritonOptions(timeout_s=2.0))
+    assert runtime.spec == builtin_spec("selfie")  # the builtin's description, no server needed
+    health = runtime_health(runtime)
+    assert health is not None and not health.ok
+    assert warm_up(runtime, 3) == 0.0  # nothing to warm, and no waiting for the server
+    batch = torch.zeros(1, 3, runtime.spec.input_height, runtime.spec.input_width)
+    with pytest.raises(RuntimeUnavailable, match=f"127.0.0.1:{port}"):
+        runtime(batch)
+    health = runtime_health(runtime)
+    assert health is not None and not health.ok and f"127.0.0.1:{port}" in health.message
+    runtime.close()
+
+
+def test_backoff_skips_the_server_between_tries() -> None:
+    now = [0.0]
+    port = free_port()
+    runtime = TritonRuntime(parse_address(f"triton://127.0.0.1:{port}/selfie"), builtin_spec("selfie"),
+                            TritonOptions(timeout_s=2.0, max_backoff_s=4.0), clock=lambda: now[0])
+    batch = torch.zeros(1, 3, runtime.spec.input_height, runtime.spec.input_width)
+    with pytest.raises(RuntimeUnavailable):
+        runtime(batch)
+    assert runtime.failures == 1
+    with pytest.raises(RuntimeUnavailable, match="next try in"):
+        runtime(batch)  # inside the backoff: not even tried
+    assert runtime.failures == 1
+    now[0] += 10.0
+    with pytest.raises(RuntimeUnavailable):
+        runtime(batch)
+    assert runtime.failures == 2
+    assert runtime_health(load_model("selfie", "cpu")) is None  # local models have no run-time health
+    runtime.close()
+
+
+def test_triton_model_needs_a_description_unless_builtin(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="model_description"):
+        load_model("triton://localhost:8001/deeplab", "cpu")
+    with pytest.raises(ModelLoadError, match="fp16"):
+        load_model("triton://localhost:8001/selfie", "cpu", fp16=True)
+    with pytest.raises(ModelLoadError, match="root_certificates"):
+        load_model("triton://localhost:8001/selfie", "cpu",
+                   triton=TritonOptions(ssl=True, root_certificates=str(tmp_path / "ca.pem")))
+    with pytest.raises(ValueError, match="mutual TLS"):
+        TritonOptions(ssl=True, private_key="key.pem")
+    description = tmp_path / "deeplab.yaml"
+    description.write_text(yaml.safe_dump({"input": {"width": WIDTH, "height": HEIGHT}, "output": "logits",
+                                           "classes": ["road", "car", "person"]}))
+    runtime = load_model("triton://127.0.0.1:1/deeplab", "cpu", description=str(description), validate=False)
+    assert list(runtime.spec.classes.names) == ["road", "car", "person"]
+
+
+# model repository for NVIDIA's server ------------------------------------------------------
+
+class Tiny(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def _onnx(tmp_path: Path, dynamic: bool) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path / ("dyn.onnx" if dynamic else "fixed.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Tiny().eval(), (torch.zeros(1, 3, HEIGHT, WIDTH),), str(path), dynamo=False,
+                          opset_version=17, input_names=["image"], output_names=["scores"],
+                          dynamic_axes={"image": {0: "n"}, "scores": {0: "n"}} if dynamic else None)
+    path.with_suffix(".yaml").write_text(yaml.safe_dump(
+        {"input": {"width": WIDTH, "height": HEIGHT}, "output": "logits", "classes": ["a", "b", "c"]}))
+    return path
+
+
+def _config(model_dir: Path) -> model_config_pb2.ModelConfig:
+    return text_format.Parse((model_dir / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+
+
+def test_repository_for_onnx_dynamic_and_fixed_batch(tmp_path: Path) -> None:
+    target = write_repository(str(_onnx(tmp_path, True)), tmp_path / "repo", max_batch=4, gpu=False)
+    config = _config(target)
+    assert (config.name, config.platform, config.max_batch_size) == ("dyn", "onnxruntime_onnx", 4)
+    assert config.input[0].name == "image" and list(config.input[0].dims) == [3, HEIGHT, WIDTH]
+    assert config.output[0].name == "scores" and list(config.output[0].dims) == [3, HEIGHT // 2, WIDTH // 2]
+    assert config.input[0].data_type == model_config_pb2.TYPE_FP32
+    assert config.dynamic_batching.max_queue_delay_microseconds > 0
+    assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_CPU
+    assert (target / "1" / "model.onnx").read_bytes() == (tmp_path / "dyn.onnx").read_bytes()
+    assert yaml.safe_load((target / "seg_perception.yaml").read_text())["classes"] == ["a", "b", "c"]
+
+    fixed = _config(write_repository(str(_onnx(tmp_path, False)), tmp_path / "repo", backend="tensorrt", fp16=True))
+    assert fixed.max_batch_size == 0 and list(fixed.input[0].dims) == [1, 3, HEIGHT, WIDTH]
+    assert not fixed.HasField("dynamic_batching")
+    accelerator = fixed.optimization.execution_accelerators.gpu_execution_accelerator[0]
+    assert accelerator.name == "tensorrt" and accelerator.parameters["precision_mode"] == "FP16"
+    with pytest.raises(ModelLoadError, match="onnxruntime or tensorrt"):
+        write_repository(str(tmp_path / "dyn.onnx"), tmp_path / "repo", backend="pytorch")
+
+
+def test_repository_for_builtin_is_a_libtorch_model_equal_to_it(tmp_path: Path) -> None:
+    target = write_repository("selfie", tmp_path / "repo", max_batch=8)
+    config = _config(target)
+    spec = builtin_spec("selfie")
+    assert (config.platform, config.max_batch_size) == ("pytorch_libtorch", 8)
+    assert list(config.input[0].dims) == [3, spec.input_height, spec.input_width]
+    assert list(config.output[0].dims) == [1, spec.input_height, spec.input_width]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        served = torch.jit.load(str(target / "1" / "model.pt"))
+    local = load_model("selfie", "cpu")
+    batch = torch.rand(2, 3, spec.input_height, spec.input_width, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        assert torch.allclose(served(batch), local(batch), atol=1e-5)
+    with pytest.raises(ModelLoadError, match="export_model"):
+        write_repository("selfie", tmp_path / "repo", backend="onnxruntime")
