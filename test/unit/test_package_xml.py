@@ -44,6 +44,9 @@ UNDECLARED_EXTRAS = {
     "mypy": "test-only: a development check pinned with its stubs in requirements.txt (importorskip)",
     "pycocotools": "segment_offline's COCO output, imported when that format is asked for",
     "ray": "segment_offline --ray, imported when asked for",
+    "tritonclient": "model: triton://... (no rosdep key; pip install tritonclient[grpc]), imported when such a model loads",
+    "pytriton": "serve_triton, run in its own .venv-triton (nvidia-pytriton needs numpy < 2)",
+    "google": "test-only: protobuf, tritonclient's dependency, for the Triton tests (importorskip)",
 }
 OURS = {"seg_perception", "devtools", "bench"}
 RUN_TAGS = {"depend", "exec_depend"}
