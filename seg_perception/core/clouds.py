@@ -34,6 +34,7 @@ __all__ = [
     "FieldSpec",
     "fields_dtype",
     "fill_pointcloud2",
+    "has_non_finite_xyz",
     "labelled_cloud_array",
     "pack_rgb",
     "read_field",
@@ -162,7 +163,7 @@ def xyz_cloud_array(points_n3: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(points_n3, dtype=np.float32).view(XYZ_DTYPE).reshape(-1)
 
 
-def _has_non_finite_xyz(cloud: np.ndarray) -> bool:
+def has_non_finite_xyz(cloud: np.ndarray) -> bool:
     # z first: an invalid point of ours is NaN in all three, so one field usually decides.
     for name in ("z", "x", "y"):
         if name in (cloud.dtype.names or ()) and not np.isfinite(cloud[name]).all():
@@ -207,7 +208,7 @@ def fill_pointcloud2(
     msg.is_bigendian = False
     msg.point_step = point_step
     msg.row_step = point_step * width
-    msg.is_dense = (not _has_non_finite_xyz(cloud)) if is_dense is None else bool(is_dense)
+    msg.is_dense = (not has_non_finite_xyz(cloud)) if is_dense is None else bool(is_dense)
 
     raw = np.ascontiguousarray(cloud).reshape(-1).view(np.uint8)
     data = msg.data
