@@ -5,11 +5,15 @@ they are "background" to a viewer, and blending black over them would only darke
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
-import torch
 
 from .labels import UNLABELED
+
+if TYPE_CHECKING:
+    import torch
 
 
 def drawn_lut(palette: np.ndarray) -> np.ndarray:
@@ -67,6 +71,8 @@ def colorize_torch(labels: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
 def overlay_torch(image: torch.Tensor, color: torch.Tensor, labels: torch.Tensor,
                   drawn: torch.Tensor, alpha: float) -> torch.Tensor:
     """Device version of overlay: drawn is the (256,) bool 'is painted' table."""
+    import torch
+
     blended = (image.float() * (1.0 - alpha) + color.float() * alpha).round_().to(torch.uint8)
     mask = drawn.index_select(0, labels.reshape(-1).long()).reshape(*labels.shape, 1)
     return torch.where(mask, blended, image)

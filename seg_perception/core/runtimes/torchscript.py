@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 
 from .base import ModelLoadError, ModelSpec
-from .builtin import TorchModuleRuntime, check_fp16
+from .base import check_fp16
+from .torch_module import TorchModuleRuntime
 
 
 class TorchScriptRuntime(TorchModuleRuntime):
