@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -46,10 +47,16 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def model_input(runtime: Runtime, rgb: np.ndarray) -> torch.Tensor:
-    """The real photo preprocessed to the model's input size, on its device and dtype."""
+def model_input(runtime: Runtime, rgb: np.ndarray) -> Any:
+    """The real photo preprocessed to the model's input size, in the form, device and dtype
+    the runtime takes (numpy for an array_io runtime)."""
     batch, _ = CpuPreprocessor(runtime.spec)(rgb)
-    return batch.clone().to(device=runtime.device, dtype=runtime.dtype)
+    if getattr(runtime, "array_io", False):
+        return batch.astype(runtime.dtype, copy=True)
+    import torch
+
+    device = torch.device(runtime.device.type, runtime.device.index)
+    return torch.from_numpy(batch.copy()).to(device=device, dtype=runtime.dtype)
 
 
 class BareForward:
