@@ -112,7 +112,7 @@ def _join(msg: Any, typename: str, payload: np.ndarray, suffix: int) -> bytes:
     # The empty sequence serialized as its uint32 length (0) right before the suffix; its
     # alignment does not depend on the length, so the prefix stays valid for any payload.
     assert bytes(head[cut - 4:cut]) == b"\0\0\0\0"
-    data = payload.reshape(-1).view(np.uint8)
+    data = memoryview(payload.reshape(-1).view(np.uint8))  # type: ignore[arg-type]  # numpy's buffer protocol
     return b"".join((head[:cut - 4], len(data).to_bytes(4, "little"), data, head[cut:]))
 
 
@@ -140,7 +140,7 @@ def camera_info_bytes(info: Any, hdr: Any, width: int, height: int) -> bytes:
         k, p = list(info.k), list(info.p)
     else:
         k, p = scale_camera_info(list(info.k), list(info.p), int(info.width), int(info.height), width, height)
-    roi = info.roi if same else _RegionOfInterest(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+    roi: Any = info.roi if same else _RegionOfInterest(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
     if not isinstance(roi, _RegionOfInterest):
         roi = _RegionOfInterest(x_offset=int(roi.x_offset), y_offset=int(roi.y_offset), height=int(roi.height),
                                 width=int(roi.width), do_rectify=bool(roi.do_rectify))

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from .geometry import Placement
-from .runtimes.base import DeviceLike, ModelSpec
+from .runtimes.base import DeviceLike, ModelSpec, torch_device
 
 if TYPE_CHECKING:
     import torch
@@ -75,11 +75,11 @@ class TorchPreprocessor:
         import torch
 
         self.spec = spec
-        self.device = torch.device(device.type, device.index)
+        self.device = torch_device(device)
         self.dtype = torch.float32 if dtype is None else dtype
         a, b = normalization(spec)
-        self._a = torch.from_numpy(a).view(1, 3, 1, 1).to(device)
-        self._b = torch.from_numpy(b).view(1, 3, 1, 1).to(device)
+        self._a = torch.from_numpy(a).view(1, 3, 1, 1).to(self.device)
+        self._b = torch.from_numpy(b).view(1, 3, 1, 1).to(self.device)
         self._staging: torch.Tensor | None = None
         self.frame: torch.Tensor | None = None
         """The last uploaded frame, (H, W, 3) uint8 RGB on the device."""

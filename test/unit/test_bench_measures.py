@@ -23,11 +23,11 @@ def test_parse_size() -> None:
 
 def test_targets_exact_and_interpolated() -> None:
     assert target_for(PIPELINE_RATIO_TARGET, (640, 480)) == (1.3, True)
-    assert target_for(NODE_MARGIN_MS_TARGET, (1920, 1080)) == (20.0, True)
+    assert target_for(NODE_MARGIN_MS_TARGET, (1920, 1080)) == (4.0, True)
     middle, exact = target_for(PIPELINE_RATIO_TARGET, (1280, 720))
-    assert not exact and 1.3 < middle < 1.6
+    assert not exact and 1.3 < middle < 1.5
     assert target_for(PIPELINE_RATIO_TARGET, (320, 240))[0] == 1.3  # clamped below
-    assert target_for(PIPELINE_RATIO_TARGET, (3840, 2160))[0] == 1.6  # clamped above
+    assert target_for(PIPELINE_RATIO_TARGET, (3840, 2160))[0] == 1.5  # clamped above
 
 
 def test_percentiles_and_medians_skip_missing() -> None:

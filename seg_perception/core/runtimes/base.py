@@ -161,6 +161,13 @@ def cpu_thread_count(requested: int = 0) -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def torch_device(device: DeviceLike | str) -> torch.device:
+    """The torch.device for a Device, a torch.device or a string (imports torch)."""
+    import torch
+
+    return torch.device(str(device))
+
+
 def check_fp16(fp16: bool, device: DeviceLike, source: str) -> None:
     if fp16 and device.type != "cuda":
         raise ModelLoadError(source, f"fp16 was requested on device '{device}', but half precision is "
@@ -205,7 +212,7 @@ def describe_device(device: DeviceLike, cpu_threads: int | None = None) -> str:
     if device.type == "cuda":
         import torch
 
-        return f"{device} ({torch.cuda.get_device_name(torch.device(device.type, device.index))})"
+        return f"{device} ({torch.cuda.get_device_name(torch_device(device))})"
     if cpu_threads is None:
         import torch
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .base import CPU, DeviceLike, ModelLoadError, ModelSpec, Runtime, check_fp16, cpu_thread_count, resolve_device
+from .base import CPU, DeviceLike, ModelLoadError, ModelSpec, Runtime, check_fp16, cpu_thread_count, resolve_device, torch_device
 from .builtin import BUILTIN_MODELS, canonical_builtin, load_builtin
 from .description import find_description, load_description
 
@@ -106,7 +106,7 @@ def zeros_batch(runtime: Runtime) -> Any:
         return np.zeros(shape, runtime.dtype)
     import torch
 
-    return torch.zeros(shape, device=torch.device(runtime.device.type, runtime.device.index), dtype=runtime.dtype)
+    return torch.zeros(shape, device=torch_device(runtime.device), dtype=runtime.dtype)
 
 
 def validate_runtime(runtime: Runtime, source: str) -> None:
@@ -212,7 +212,7 @@ def warm_up(runtime: Runtime, iterations: int = 3) -> float:
             import torch
 
             # Kernels are asynchronous: without this the time is the launch, not the forward.
-            torch.cuda.synchronize(torch.device(runtime.device.type, runtime.device.index))
+            torch.cuda.synchronize(torch_device(runtime.device))
         times.append(time.perf_counter() - start)
     timed = times[1:]
     return sum(timed) / len(timed) if timed else 0.0

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnxruntime as ort
 
-from .base import CPU, DeviceLike, ModelLoadError, ModelSpec, check_fp16, cpu_thread_count
+from .base import CPU, DeviceLike, ModelLoadError, ModelSpec, check_fp16, cpu_thread_count, torch_device
 
 if TYPE_CHECKING:
     import torch
@@ -201,7 +201,7 @@ class OnnxRuntime:
 
         host = batch.detach().to(device="cpu", dtype=self.dtype).contiguous().numpy()
         result = self._session.run([self._output_name], {self._input_name: host})[0]
-        return torch.from_numpy(np.ascontiguousarray(result)).to(self.device)
+        return torch.from_numpy(np.ascontiguousarray(result)).to(torch_device(self.device))
 
     def _run_bound(self, batch: torch.Tensor) -> torch.Tensor:
         """Run with the input and output bound by pointer on `_binding_device` (no host copy)."""
@@ -211,10 +211,11 @@ class OnnxRuntime:
         device_type = self._binding_device or "cpu"
         device_id = (self.device.index or 0) if device_type == "cuda" else 0
         # `batch` must stay referenced until run returns: ORT reads its memory by pointer.
-        batch = batch.detach().to(device=self.device, dtype=self.dtype).contiguous()
+        device = torch_device(self.device)
+        batch = batch.detach().to(device=device, dtype=self.dtype).contiguous()
         if device_type == "cuda":
             # ORT runs on its own CUDA stream; the producer of `batch` ran on torch's stream.
-            torch.cuda.current_stream(self.device).synchronize()
+            torch.cuda.current_stream(device).synchronize()
         input_shape = tuple(batch.shape)
         binding = self._session.io_binding()
         binding.bind_input(self._input_name, device_type, device_id, self._input_np, list(input_shape),
@@ -230,8 +231,8 @@ class OnnxRuntime:
             if device_type == "cpu":
                 return torch.from_numpy(np.array(value.numpy()))
             # Once per input shape only; every later frame takes the zero-copy path below.
-            return torch.from_numpy(binding.copy_outputs_to_cpu()[0]).to(self.device)
-        output = torch.empty(output_shape, dtype=torch_dtype(self._output_np), device=self.device)
+            return torch.from_numpy(binding.copy_outputs_to_cpu()[0]).to(device)
+        output = torch.empty(output_shape, dtype=torch_dtype(self._output_np), device=device)
         binding.bind_output(self._output_name, device_type, device_id, self._output_np, list(output_shape),
                             output.data_ptr())
         self._session.run_with_iobinding(binding)
