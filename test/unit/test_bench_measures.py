@@ -53,3 +53,17 @@ def test_at_most_is_unknown_for_missing_values() -> None:
     assert at_most(1.0, 2.0) is True
     assert at_most(3.0, 2.0) is False
     assert at_most(float("nan"), 2.0) is None
+
+
+def test_spy_summary_shares_per_function() -> None:
+    from bench.spy import summarize
+
+    raw = ("thread (1): worker;run (a.py:1);model (b.py:2) 6\n"
+           "thread (1): worker;run (a.py:1);deserialize (c.py:3) 3\n"
+           "thread (2): main;spin (d.py:4) 1\n")
+    text = summarize(raw)
+    assert text.startswith("10 samples; by thread: thread (1): worker 90%, thread (2): main 10%")
+    inclusive, own = text.split("-- self")
+    assert " 90.0%  thread (1): worker" in inclusive and "run" in inclusive
+    assert " 60.0%  thread (1): worker                        model" in own
+    assert " 30.0%" in own and "deserialize" in own
