@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import cProfile
 import io
-import os
 import pstats
 import time
 from pathlib import Path
@@ -71,17 +70,14 @@ class CachedOutput:
 
 
 def main(size: tuple[int, int], model: str, device: str, out: Path, iterations: int = 40) -> int:
-    import rclpy
-    from rclpy.parameter import Parameter
-    from rclpy.qos import QoSProfile
     from rclpy.serialization import deserialize_message, serialize_message
     from sensor_msgs.msg import Image
 
     from seg_perception.core.conversions import fill_image, image_to_rgb
-    from devtools.harness import wait_until
-    from seg_perception.ros.node import Frame, SegmentationNode
+    from seg_perception.core.frame import FrameProcessor, FrameRequest
     from seg_perception.core.pipeline import SegmentationOptions
     from seg_perception.core.runtimes.loader import load_model, warm_up
+    from seg_perception.ros.messages import image_msg
 
     from .inprocess import model_input, node_like_pipeline, photo_at, rgb8_message
 
@@ -98,7 +94,7 @@ def main(size: tuple[int, int], model: str, device: str, out: Path, iterations: 
         serialize_message(mask)
 
     print(f"== message costs at {tag} (median of {iterations}) ==\n"
-          f"deserialize rgb8 input (executor thread, per received frame): "
+          f"deserialize rgb8 input (engine thread, per processed frame): "
           f"{_timed_ms(lambda: deserialize_message(wire, Image), iterations):.2f} ms\n"
           f"serialize rgb8 input (publisher side): {_timed_ms(lambda: serialize_message(sent), iterations):.2f} ms\n"
           f"fill + serialize mono8 mask: {_timed_ms(publish_side, iterations):.2f} ms\n")
@@ -107,35 +103,24 @@ def main(size: tuple[int, int], model: str, device: str, out: Path, iterations: 
     warm_up(runtime, 5)
     cached = CachedOutput(runtime, model_input(runtime, rgb))
     options = SegmentationOptions(want_color=True, want_overlay=True)
+    request = FrameRequest(confidence=False, color=True, overlay=True)
     for label, rt in (("", runtime), (" without the model (cached output)", cached)):
         pipeline = node_like_pipeline(rt)
         suffix = "_nomodel" if rt is cached else ""
         print(_profile(f"core pipeline {tag}{label}: decode + segment + color + overlay",
                        lambda: pipeline(image_to_rgb(received), options), iterations,
                        out / f"profile_core_{tag}{suffix}.txt"))
+        # The node's per-frame path without DDS: deserialize -> FrameProcessor -> output messages.
+        processor = FrameProcessor(pipeline)
 
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    rclpy.init()
-    namespace = f"/bench_profile_{os.getpid()}"
-    node = SegmentationNode("seg_bench_profile", namespace=namespace, parameter_overrides=[
-        Parameter("model", value=model), Parameter("device", value=device), Parameter("use_depth", value=False)])
-    listener = rclpy.create_node("seg_bench_listener", namespace=namespace)
-    try:
-        node.trigger_configure()
-        sub = listener.create_subscription(Image, "segmentation/mask", lambda _msg: None, QoSProfile(depth=2))
-        wait_until(lambda: sub.get_publisher_count() > 0, 10.0, "the mask publisher to match")
-        print(_profile(f"node per-frame path {tag}: SegmentationNode._process (decode, segment, publish mask)",
-                       lambda: node._process(Frame(received, time.monotonic())), iterations,
-                       out / f"profile_node_{tag}.txt"))
-        # Bench-side only: swap the node's model for the cached output to rank the rest.
-        node._pipeline = node_like_pipeline(cached)
-        print(_profile(f"node per-frame path {tag} without the model (cached output)",
-                       lambda: node._process(Frame(received, time.monotonic())), iterations,
-                       out / f"profile_node_{tag}_nomodel.txt"))
-    finally:
-        node._stop_work()
-        node._release()
-        listener.destroy_node()
-        node.destroy_node()
-        rclpy.try_shutdown()
+        def node_frame() -> None:
+            msg = deserialize_message(wire, Image)
+            result = processor.process(msg, request).segmentation
+            assert result is not None and result.color is not None and result.overlay is not None
+            for array, encoding in ((result.labels, "mono8"), (result.color, "rgb8"), (result.overlay, "rgb8")):
+                serialize_message(image_msg(msg.header, array, encoding))
+
+        print(_profile(f"node per-frame path {tag}{label}: deserialize, FrameProcessor, build + serialize "
+                       f"mask, color and overlay", node_frame, iterations, out / f"profile_node_{tag}{suffix}.txt"))
+    runtime.close()
     return 0

@@ -43,7 +43,6 @@ __all__ = [
     "read_camera_info",
     "read_compressed_image",
     "read_image",
-    "stamp_ns",
 ]
 
 # Kilted's definitions; these sensor_msgs types are unchanged since Foxy.
@@ -60,7 +59,10 @@ _EMPTY = np.zeros(0, np.uint8)
 
 
 class CdrError(ImageFormatError):
-    """Bytes that are not a well-formed CDR message of the expected type."""
+    """Bytes that are not a well-formed CDR message of the expected type (kind 'message')."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, kind="message")
 
 
 def read(raw: bytes | memoryview, typename: str) -> Any:
@@ -98,10 +100,6 @@ def as_header(source: Any) -> Any:
     if isinstance(source, _Header):
         return source
     return header(source.stamp.sec, source.stamp.nanosec, source.frame_id)
-
-
-def stamp_ns(hdr: Any) -> int:
-    return int(hdr.stamp.sec) * 1_000_000_000 + int(hdr.stamp.nanosec)
 
 
 def _join(msg: Any, typename: str, payload: np.ndarray, suffix: int) -> bytes:

@@ -45,7 +45,15 @@ __all__ = [
 
 
 class ImageFormatError(ValueError):
-    """A message cannot be decoded: unknown encoding, bad geometry or corrupt data."""
+    """A message cannot be decoded: unknown encoding, bad geometry or corrupt data.
+
+    `kind` names the kind of problem (encoding, geometry, data, corrupt) for log throttling:
+    messages embed per-frame numbers, kinds do not.
+    """
+
+    def __init__(self, message: str, kind: str = "data") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 _Converter = Callable[[np.ndarray], np.ndarray]
@@ -150,19 +158,19 @@ def _pixels(msg: Any, channels: int, itemsize: int, kind: str) -> np.ndarray:
     """
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
-        raise ImageFormatError(f"empty image ({width}x{height})")
+        raise ImageFormatError(f"empty image ({width}x{height})", "geometry")
     row_bytes = width * channels * itemsize
     if step < row_bytes:
         raise ImageFormatError(
             f"step {step} < width*bytes_per_pixel {row_bytes} "
-            f"(width {width}, {channels * itemsize} bytes per pixel)"
+            f"(width {width}, {channels * itemsize} bytes per pixel)", "geometry"
         )
     flat = _data_bytes(msg.data)
     expected = step * height
     if flat.size < expected:
         raise ImageFormatError(
             f"data is {flat.size} bytes, expected step*height = {expected} "
-            f"(step {step}, height {height})"
+            f"(step {step}, height {height})", "geometry"
         )
     rows = flat[:expected].reshape(height, step)[:, :row_bytes]
     if itemsize > 1:
@@ -175,7 +183,7 @@ def _pixels(msg: Any, channels: int, itemsize: int, kind: str) -> np.ndarray:
 
 def _unsupported(encoding: str, supported: tuple[str, ...], hint: str = "") -> ImageFormatError:
     return ImageFormatError(
-        f"unsupported encoding {encoding!r} (supported: {', '.join(supported)}){hint}"
+        f"unsupported encoding {encoding!r} (supported: {', '.join(supported)}){hint}", "encoding"
     )
 
 
@@ -200,7 +208,7 @@ def image_to_rgb(msg: Any) -> np.ndarray:
     channels, itemsize, convert = layout
     if encoding in _YUV422_ENCODINGS and int(msg.width) % 2:
         # Two pixels share one chroma pair, so an odd width has no valid layout.
-        raise ImageFormatError(f"{encoding} needs an even width, got width {int(msg.width)}")
+        raise ImageFormatError(f"{encoding} needs an even width, got width {int(msg.width)}", "geometry")
     pixels = _pixels(msg, channels, itemsize, "u")
     try:
         return convert(pixels)
@@ -230,7 +238,7 @@ def compressed_to_rgb(msg: Any) -> np.ndarray:
     if "compresseddepth" in fmt.lower():
         raise ImageFormatError(
             f"unsupported compressed image (format {fmt!r}): compressedDepth streams "
-            "carry a depth header, not a plain image"
+            "carry a depth header, not a plain image", "encoding"
         )
     buffer = _data_bytes(msg.data)
     if buffer.size == 0:
@@ -240,10 +248,10 @@ def compressed_to_rgb(msg: Any) -> np.ndarray:
         decoded = cv2.imdecode(buffer, flag)
     except cv2.error as exc:
         raise ImageFormatError(
-            f"corrupt or unsupported compressed image (format {fmt!r})"
+            f"corrupt or unsupported compressed image (format {fmt!r})", "corrupt"
         ) from exc
     if decoded is None or decoded.ndim != 3 or decoded.shape[2] != 3:
-        raise ImageFormatError(f"corrupt or unsupported compressed image (format {fmt!r})")
+        raise ImageFormatError(f"corrupt or unsupported compressed image (format {fmt!r})", "corrupt")
     return decoded
 
 

@@ -16,42 +16,40 @@ class ParamDef:
     name: str
     default: Any
     description: str
-    read_only: bool = False
-    """Needs a reconfigure (model, device, topics, QoS) to change."""
+    stage: str = "live"
+    """When a new value takes effect. live: at once (checked when set). configure: re-read at each
+    configure (model, device, topics, QoS); refused while the node is configured, so the way to
+    change it is deactivate -> cleanup -> set -> configure. startup: read once when the process
+    starts (read-only)."""
     min: float | None = None
     max: float | None = None
     choices: tuple[str, ...] = ()
     model_default: bool = False
     """String array that is unset by default and then takes its value from the model."""
 
-    @property
-    def type_name(self) -> str:
-        if self.model_default or isinstance(self.default, list):
-            return "string_array"
-        return {bool: "bool", int: "int", float: "double", str: "string"}[type(self.default)]
 
 
 PARAMS: tuple[ParamDef, ...] = (
     # model
     ParamDef("model", "selfie", "Built-in model name (selfie, selfie_landscape) or path to a TorchScript "
-             "(.pt/.ts) or ONNX (.onnx) file with a description YAML beside it.", read_only=True),
+             "(.pt/.ts) or ONNX (.onnx) file with a description YAML beside it.", stage="configure"),
     ParamDef("model_description", "", "Path to the model description YAML; empty = <model>.yaml beside "
-             "the model file. Ignored for built-in models.", read_only=True),
+             "the model file. Ignored for built-in models.", stage="configure"),
     ParamDef("device", "auto", "auto (CUDA if present, else CPU), cpu, cuda or cuda:N. An explicit CUDA "
-             "device that is absent fails configure instead of silently running on the CPU.", read_only=True),
-    ParamDef("fp16", False, "Run the model in float16 (CUDA only).", read_only=True),
+             "device that is absent fails configure instead of silently running on the CPU.", stage="configure"),
+    ParamDef("fp16", False, "Run the model in float16 (CUDA only).", stage="configure"),
     ParamDef("warmup_iterations", 3, "Forward passes at configure so the first frame is not slow.",
-             read_only=True, min=0, max=100),
+             stage="configure", min=0, max=100),
     # input
     ParamDef("input_transport", "raw", "raw: subscribe sensor_msgs/Image on 'image'; compressed: "
-             "sensor_msgs/CompressedImage on 'image/compressed'.", read_only=True, choices=("raw", "compressed")),
+             "sensor_msgs/CompressedImage on 'image/compressed'.", stage="configure", choices=("raw", "compressed")),
     ParamDef("image_reliability", "best_effort", "QoS reliability of the image subscriptions. best_effort "
              "(REP 2003 sensor data) receives from both best-effort and reliable publishers.",
-             read_only=True, choices=("best_effort", "reliable")),
+             stage="configure", choices=("best_effort", "reliable")),
     ParamDef("image_qos_depth", 1, "QoS history depth of the image subscriptions. The worker always "
-             "processes only the newest frame.", read_only=True, min=1, max=100),
+             "processes only the newest frame.", stage="configure", min=1, max=100),
     ParamDef("use_depth", True, "Subscribe 'depth' + 'depth/camera_info' and publish the labelled and "
-             "obstacle clouds once depth arrives.", read_only=True),
+             "obstacle clouds once depth arrives.", stage="configure"),
     ParamDef("depth_sync_tolerance", 0.005, "Max |stamp difference| (s) to pair a depth image with a color "
              "frame; 0 = exact stamps only. Unpaired frames are counted, never paired with stale depth.",
              min=0.0, max=1.0),
@@ -76,11 +74,11 @@ PARAMS: tuple[ParamDef, ...] = (
     ParamDef("max_range", 10.0, "Obstacle points farther than this (m) are dropped.", min=0.0, max=1000.0),
     ParamDef("voxel_size", 0.0, "Obstacle cloud voxel grid (m); 0 = every point.", min=0.0, max=10.0),
     ParamDef("output_reliability", "reliable", "QoS reliability of the outputs. reliable serves both "
-             "reliable and best-effort subscribers.", read_only=True, choices=("best_effort", "reliable")),
+             "reliable and best-effort subscribers.", stage="configure", choices=("best_effort", "reliable")),
     # operation
     ParamDef("autostart", True, "Configure and activate at start. false: wait for a lifecycle manager.",
-             read_only=True),
-    ParamDef("diagnostics_period", 1.0, "Period (s) of the /diagnostics status.", read_only=True,
+             stage="startup"),
+    ParamDef("diagnostics_period", 1.0, "Period (s) of the /diagnostics status.", stage="configure",
              min=0.1, max=60.0),
     ParamDef("input_timeout", 2.0, "WARN in diagnostics when no frame arrived for this long (s).",
              min=0.1, max=3600.0),
@@ -89,6 +87,16 @@ PARAMS: tuple[ParamDef, ...] = (
 )
 
 BY_NAME: dict[str, ParamDef] = {p.name: p for p in PARAMS}
+STAGES = ("live", "configure", "startup")
+
+
+def refused_while_configured(names: list[str], state: str) -> str | None:
+    """The reason to refuse setting configure-time parameters in lifecycle state `state`."""
+    late = [n for n in names if n in BY_NAME and BY_NAME[n].stage == "configure"]
+    if not late or state == "unconfigured":
+        return None
+    return (f"{', '.join(late)} take effect at configure and the node is {state}: deactivate and "
+            f"clean up the node, set them, then configure again")
 
 
 def validate(values: dict[str, Any], class_names: list[str] | None = None) -> str | None:

@@ -59,6 +59,13 @@ class Snapshot:
     seconds_since_input: float | None
     errors_since_output: int = 0
     """Frames failed since the last frame that was segmented (0 when the last one worked)."""
+    clouds_out: int = 0
+    depth_rejected: int = 0
+    depth_calibration: int = 0
+    """Frames whose depth could not be projected: no or unusable depth camera_info."""
+    depth_problems_since_cloud: int = 0
+    depth_error: str = ""
+    """The last depth problem (unpaired, rejected image, calibration), for the depth verdict."""
 
 
 class NodeStats:
@@ -75,6 +82,9 @@ class NodeStats:
         self.frames_in = self.frames_out = self.dropped = self.rejected = 0
         self.depth_unpaired = self.errors = 0
         self._errors_since_output = 0
+        self.clouds_out = self.depth_rejected = self.depth_calibration = 0
+        self._depth_problems_since_cloud = 0
+        self._depth_error = ""
 
     def frame_received(self, dropped_previous: bool) -> None:
         with self._lock:
@@ -91,9 +101,24 @@ class NodeStats:
             self.errors += 1
             self._errors_since_output += 1
 
-    def depth_missing(self) -> None:
+    def depth_result(self, problem: str | None, detail: str = "") -> None:
+        """One frame's depth outcome: None (clouds built), 'unpaired', 'rejected' or 'calibration'.
+        Counted apart from the color frame's outcome, which a depth problem never changes."""
         with self._lock:
-            self.depth_unpaired += 1
+            if problem is None:
+                self.clouds_out += 1
+                self._depth_problems_since_cloud = 0
+                return
+            if problem == "unpaired":
+                self.depth_unpaired += 1
+            elif problem == "rejected":
+                self.depth_rejected += 1
+            elif problem == "calibration":
+                self.depth_calibration += 1
+            else:
+                raise ValueError(f"unknown depth problem '{problem}'")
+            self._depth_problems_since_cloud += 1
+            self._depth_error = detail or problem
 
     def frame_done(self, inference_ms: float, pipeline_ms: float, latency_ms: float | None) -> None:
         with self._lock:
@@ -118,7 +143,9 @@ class NodeStats:
                 frames_in=self.frames_in, frames_out=self.frames_out, dropped=self.dropped,
                 rejected=self.rejected, depth_unpaired=self.depth_unpaired, errors=self.errors,
                 seconds_since_input=None if last_in is None else self.clock() - last_in,
-                errors_since_output=self._errors_since_output)
+                errors_since_output=self._errors_since_output, clouds_out=self.clouds_out,
+                depth_rejected=self.depth_rejected, depth_calibration=self.depth_calibration,
+                depth_problems_since_cloud=self._depth_problems_since_cloud, depth_error=self._depth_error)
 
 
 def verdict(snap: Snapshot, input_timeout: float, max_latency: float, last_error: str = "") -> tuple[int, str]:
@@ -138,6 +165,15 @@ def verdict(snap: Snapshot, input_timeout: float, max_latency: float, last_error
     return OK, f"segmenting at {snap.output_rate:.1f} Hz"
 
 
+def depth_verdict(snap: Snapshot) -> tuple[int, str]:
+    """Level and message of the depth half (clouds): WARN while the latest frames' depth failed."""
+    if snap.depth_problems_since_cloud:
+        return WARN, (f"no cloud for the last {snap.depth_problems_since_cloud} frames: {snap.depth_error}")
+    if snap.clouds_out == 0:
+        return OK, "no cloud requested yet"
+    return OK, f"{snap.clouds_out} clouds published"
+
+
 def key_values(snap: Snapshot, device: str, model: str) -> list[tuple[str, str]]:
     return [
         ("input_rate_hz", f"{snap.input_rate:.2f}"),
@@ -151,6 +187,9 @@ def key_values(snap: Snapshot, device: str, model: str) -> list[tuple[str, str]]
         ("dropped_frames", str(snap.dropped)),
         ("rejected_inputs", str(snap.rejected)),
         ("depth_unpaired", str(snap.depth_unpaired)),
+        ("depth_rejected", str(snap.depth_rejected)),
+        ("depth_calibration_errors", str(snap.depth_calibration)),
+        ("clouds_out", str(snap.clouds_out)),
         ("errors", str(snap.errors)),
         ("device", device),
         ("model", model),

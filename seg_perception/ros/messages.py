@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sensor_msgs.msg import CameraInfo, PointField
+import numpy as np
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
+from ..core import clouds
+from ..core.conversions import fill_image
 from ..core.labels import ClassMap
 from ..core.projection import scale_camera_info
 
@@ -52,4 +55,29 @@ def point_field(name: str, offset: int, datatype: int, count: int) -> PointField
     return PointField(name=name, offset=offset, datatype=datatype, count=count)
 
 
-__all__ = ["class_map_msg", "label_info_msg", "point_field", "resized_camera_info"]
+def image_msg(header: Any, array: np.ndarray, encoding: str) -> Image:
+    """A fresh Image with `header` (stamp and frame_id copied exactly) holding `array`."""
+    out = Image()
+    out.header = header
+    fill_image(out, array, encoding)
+    return out
+
+
+class CloudMessages:
+    """One PointCloud2 per topic, refilled every frame: publish() serializes at once, and refilling
+    a same-size cloud costs ~5 ms at 1080p against ~45 ms for a fresh message."""
+
+    def __init__(self) -> None:
+        self._msgs: dict[str, PointCloud2] = {}
+
+    def fill(self, key: str, header: Any, frame_id: str, cloud: np.ndarray,
+             fields: tuple[clouds.FieldSpec, ...]) -> PointCloud2:
+        msg = self._msgs.get(key)
+        if msg is None:
+            msg = self._msgs[key] = PointCloud2()
+        msg.header = type(header)(stamp=header.stamp, frame_id=frame_id)
+        clouds.fill_pointcloud2(msg, cloud, fields, point_field)
+        return msg
+
+
+__all__ = ["CloudMessages", "class_map_msg", "image_msg", "label_info_msg", "point_field", "resized_camera_info"]

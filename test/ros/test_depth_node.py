@@ -13,6 +13,7 @@ rclpy = pytest.importorskip("rclpy")
 torch = pytest.importorskip("torch")
 
 from builtin_interfaces.msg import Time  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 
@@ -91,7 +92,7 @@ def test_rgbd_pair_gives_exact_obstacle_points_and_aligned_outputs(ros: Any, seg
                           (f"{ns}/segmentation/obstacle_points", PointCloud2)])
     rgb, depth_mm = scene()
 
-    def send(sec: int, depth_sec: int | None = None) -> Time:
+    def send(sec: int, depth_sec: int | None = None, depth_encoding: str = "16UC1") -> Time:
         stamp = Time(sec=sec, nanosec=250)
         info = CameraInfo(width=DW, height=DH, k=K_DEPTH)
         info.header.stamp, info.header.frame_id = stamp, "depth_optical"
@@ -99,6 +100,7 @@ def test_rgbd_pair_gives_exact_obstacle_points_and_aligned_outputs(ros: Any, seg
         depth.header.stamp, depth.header.frame_id = Time(sec=depth_sec if depth_sec is not None else sec,
                                                          nanosec=250), "depth_optical"
         fill_image(depth, depth_mm, "16UC1")
+        depth.encoding = depth_encoding
         color = Image()
         color.header.stamp, color.header.frame_id = stamp, "color_optical"
         fill_image(color, rgb, "rgb8")
@@ -167,6 +169,34 @@ def test_rgbd_pair_gives_exact_obstacle_points_and_aligned_outputs(ros: Any, seg
         out.wait_for(has("obstacle_points", fresh), TIMEOUT, "clouds of the next paired frame")
         assert not has("obstacle_points", stale)(out.messages)
         assert not has("points", stale)(out.messages)
+
+        # A depth fault is a depth problem: the color outputs, their counters and the segmentation
+        # verdict stay as they were; the depth status says what is wrong.
+        diags = Collector(ros, [("/diagnostics", DiagnosticArray)])
+        bad = send(700, depth_encoding="bgr8")
+        out.wait_for(has("mask", bad), TIMEOUT, "mask of the frame with a bad depth image")
+        out.wait_for(has("confidence", bad), TIMEOUT, "confidence of the frame with a bad depth image")
+        assert not has("points", bad)(out.messages)
+
+        def statuses(m: dict[str, Any]) -> dict[str, Any]:
+            latest: dict[str, Any] = {}
+            for _, arr in m["/diagnostics"]:
+                for st in arr.status:
+                    latest[st.name] = st
+            return latest
+
+        depth_name, seg_name = f"{running.name}: depth", f"{running.name}: segmentation"
+        diags.wait_for(lambda m: depth_name in statuses(m) and statuses(m)[depth_name].level == b"\x01",
+                       TIMEOUT, "a depth WARN")
+        depth_status, seg_status = statuses(diags.messages)[depth_name], statuses(diags.messages)[seg_name]
+        assert "depth image rejected" in depth_status.message and "bgr8" in depth_status.message
+        assert {kv.key: kv.value for kv in depth_status.values}["depth_rejected"] == "1"
+        seg_values = {kv.key: kv.value for kv in seg_status.values}
+        assert seg_values["errors"] == "0" and seg_values["rejected_inputs"] == "0", seg_values
+        assert "failed" not in seg_status.message
+        ros.destroy_subscription(diags.subs[0])
+        log = running.log
+        assert "no cloud: depth image rejected" in log and "bgr8" in log and "rejected frame" not in log
     finally:
         for pub in (image_pub, depth_pub, info_pub):
             ros.destroy_publisher(pub)

@@ -113,6 +113,8 @@ def _call(ros: Any, srv_type: Any, name: str, request: Any) -> Any:
 def test_lifecycle_transitions(ros: Any, seg_node: Any) -> None:
     from lifecycle_msgs.msg import State, Transition
     from lifecycle_msgs.srv import ChangeState, GetState
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
@@ -170,10 +172,23 @@ def test_lifecycle_transitions(ros: Any, seg_node: Any) -> None:
         assert state() == State.PRIMARY_STATE_UNCONFIGURED
         wait_until(lambda: maps.subs[0].get_publisher_count() == 0, TIMEOUT, "publishers gone after cleanup")
 
-        # configure again: the model loads again and the class map comes back
+        # configure again with another model: configure-time parameters are re-read at configure
+        set_model = f"{base}/set_parameters"
+        landscape = [Parameter(name="model", value=ParameterValue(type=ParameterType.PARAMETER_STRING,
+                                                                   string_value="selfie_landscape"))]
+        result = _call(ros, SetParameters, set_model, SetParameters.Request(parameters=landscape)).results[0]
+        assert result.successful, result.reason
         maps.clear()
         assert change(Transition.TRANSITION_CONFIGURE)
         maps.wait_for(lambda m: len(next(iter(m.values()))) >= 1, TIMEOUT, "class map after reconfigure")
+        topic = f"{running.namespace}/segmentation/class_map"
+        assert maps.messages[topic][-1][1].model_name == "mediapipe_selfie_segmentation_landscape"
+        # ...and refused while configured, with the way to change them
+        selfie = [Parameter(name="model", value=ParameterValue(type=ParameterType.PARAMETER_STRING,
+                                                               string_value="selfie"))]
+        result = _call(ros, SetParameters, set_model, SetParameters.Request(parameters=selfie)).results[0]
+        assert not result.successful
+        assert "take effect at configure" in result.reason and "inactive" in result.reason, result.reason
         assert change(Transition.TRANSITION_INACTIVE_SHUTDOWN)
         assert state() == State.PRIMARY_STATE_FINALIZED
     finally:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import cv2
@@ -225,8 +226,13 @@ def test_explicit_output_size_scales_outputs_and_camera_info(session: Any) -> No
     assert k[0] == pytest.approx(100.0) and k[2] == pytest.approx((159.5 + 0.5) * 0.5 - 0.5)
 
 
-def test_latest_frame_wins_under_a_burst(session: Any) -> None:
-    s = session()
+def test_latest_frame_wins_under_a_burst(ros: Any, session: Any) -> None:
+    # Reliable both ways with deep queues: DDS delivers every frame of the burst to the node, so
+    # any thinning is the node's own latest-wins slot, which counts what it replaces.
+    reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    s = session({"image_reliability": "reliable", "image_qos_depth": 100, "diagnostics_period": 0.2},
+                image_qos=reliable)
+    diags = Collector(ros, [("/diagnostics", DiagnosticArray)])
     s.wait_ready()
     rgb = photo(640, 480)
     s.send_and_wait(image_msg(rgb, 1))  # warm path
@@ -241,6 +247,22 @@ def test_latest_frame_wins_under_a_burst(session: Any) -> None:
     assert stamps == sorted(stamps), "outputs must come in input order"
     assert len(stamps) < len(burst), "a burst faster than the model must be thinned, not queued"
 
+    def counters() -> dict[str, int] | None:
+        for _, arr in reversed(diags.messages["/diagnostics"]):
+            for st in arr.status:
+                if st.name == f"{s.running.name}: segmentation":
+                    return {kv.key: int(kv.value) for kv in st.values if kv.value.isdigit()}
+        return None
+
+    # Every frame the node received was either segmented or replaced in the slot by a newer one.
+    def settled(_: Any) -> bool:
+        c = counters()
+        return c is not None and c["frames_in"] >= len(burst) and c["frames_in"] == c["frames_out"] + c["dropped_frames"]
+    diags.wait_for(settled, TIMEOUT, "diagnostics accounting for the whole burst")
+    c = counters()
+    assert c is not None and c["dropped_frames"] >= len(burst) - len(stamps) > 0, c
+    ros.destroy_subscription(diags.subs[0])
+
 
 def test_bad_inputs_are_rejected_with_a_reason_and_the_node_keeps_running(ros: Any, session: Any) -> None:
     s = session()
@@ -254,16 +276,19 @@ def test_bad_inputs_are_rejected_with_a_reason_and_the_node_keeps_running(ros: A
     short = image_msg(photo(64, 48), 12)
     short.data = bytes(short.data)[:1000]
     cases.append((short, "data is 1000 bytes"))
+    # Same kind of problem (geometry) as the short frame: within the throttle period it is not
+    # logged again (a camera repeating one fault must not flood the log), but still rejected.
     badstep = image_msg(photo(64, 48), 13)
     badstep.step = 10
-    cases.append((badstep, "step 10"))
+    cases.append((badstep, None))
     empty = Image(encoding="rgb8")
     empty.header.stamp = Time(sec=14)
-    cases.append((empty, "empty image"))
+    cases.append((empty, None))
     for msg, reason in cases:
         s.image_pub.publish(msg)
-        line = logs.wait_for(reason)
-        assert "rejected frame" in line
+        if reason is not None:
+            line = logs.wait_for(reason)
+            assert "rejected frame" in line
         # the next good frame is still segmented
         good.header.stamp = Time(sec=good.header.stamp.sec + 100)
         s.send_and_wait(good)
@@ -357,14 +382,17 @@ def test_reliable_subscription_to_best_effort_camera_warns_with_the_fix(ros: Any
 
 
 def test_diagnostics_report_rates_and_counters(ros: Any, session: Any) -> None:
-    s = session({"diagnostics_period": 0.5})
+    s = session({"diagnostics_period": 0.5, "max_latency": 30.0})  # OK even on a loaded machine
     s.wait_ready()
     diags = Collector(ros, [("/diagnostics", DiagnosticArray)])
     rgb = photo(160, 120)
     sent = [0]
 
+    sent_at: list[float] = []
+
     def tick() -> None:
         sent[0] += 1
+        sent_at.append(time.monotonic())
         msg = image_msg(rgb, 0)
         msg.header.stamp = ros.get_clock().now().to_msg()  # real stamps: latency is measured from them
         s.image_pub.publish(msg)
@@ -381,13 +409,21 @@ def test_diagnostics_report_rates_and_counters(ros: Any, session: Any) -> None:
         diags.wait_for(fresh_status, TIMEOUT, "diagnostics after 25 frames")
     finally:
         ros.destroy_timer(timer)
-    status = [st for _, arr in diags.messages["/diagnostics"] for st in arr.status if s.running.name in st.name][-1]
+    status = [st for _, arr in diags.messages["/diagnostics"] for st in arr.status
+              if st.name == f"{s.running.name}: segmentation"][-1]
     values = {kv.key: kv.value for kv in status.values}
     for key in ("input_rate_hz", "output_rate_hz", "inference_ms", "latency_p50_ms", "dropped_frames",
                 "rejected_inputs", "device", "model"):
         assert key in values, key
-    assert 6.0 < float(values["input_rate_hz"]) < 14.0
-    assert 6.0 < float(values["output_rate_hz"]) < 14.0
+    # Against the rate this side really published at over the node's 5 s window: on a loaded
+    # machine a 10 Hz timer runs slower, and the node must report what it got, not 10 Hz.
+    recent = [t for t in sent_at if t > sent_at[-1] - 5.0]
+    published_hz = (len(recent) - 1) / (recent[-1] - recent[0])
+    assert 0.6 * published_hz < float(values["input_rate_hz"]) < 1.4 * published_hz, (values, published_hz)
+    got = [r for r, _ in s.out.messages[s.topic("mask")]]
+    got = [r for r in got if r > got[-1] - 5.0]
+    received_hz = (len(got) - 1) / (got[-1] - got[0]) if len(got) > 2 else 0.0
+    assert 0.6 * received_hz <= float(values["output_rate_hz"]) <= 1.4 * received_hz + 0.5, (values, received_hz)
     assert float(values["inference_ms"]) > 0
     assert values["device"].startswith("cpu") and values["model"] == "mediapipe_selfie_segmentation"
     assert status.level == b"\x00", status.message
@@ -399,7 +435,9 @@ def test_missing_model_stops_the_node_with_one_clear_message(seg_node: Any, tmp_
     running = seg_node({"model": str(missing)})
     code = running.proc.wait(TIMEOUT)
     assert code != 0
-    assert str(missing) in running.log and "does not exist" in running.log.lower() or "not found" in running.log.lower()
+    assert str(missing) in running.log, running.log
+    assert "not found" in running.log.lower() or "does not exist" in running.log.lower(), running.log
+    assert "Traceback" not in running.log, running.log
 
 
 def test_cuda_requested_without_cuda_fails_configure_clearly(seg_node: Any) -> None:

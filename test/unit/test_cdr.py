@@ -10,6 +10,7 @@ import pytest
 from seg_perception.core import cdr
 from seg_perception.core.clouds import LABELLED_FIELDS, XYZ_FIELDS, labelled_cloud_array, xyz_cloud_array
 from seg_perception.core.conversions import ImageFormatError, image_to_rgb
+from seg_perception.core.pairing import stamp_to_ns
 
 T = cdr.STORE.types
 FRAME_IDS = ["cam", "", "a" * 1000, "kamera_ü_相机", "x" * 3]
@@ -65,8 +66,9 @@ def test_truncated_bytes_raise_a_format_error(cut: int) -> None:
 def test_lying_lengths_raise_a_format_error() -> None:
     raw = bytearray(cdr.STORE.serialize_cdr(_image(4, 2, "mono8", np.zeros(8, np.uint8)), cdr.IMAGE))
     raw[-12:-8] = (10 ** 9).to_bytes(4, "little")  # data length far beyond the buffer
-    with pytest.raises(cdr.CdrError):
+    with pytest.raises(cdr.CdrError) as error:
         cdr.read_image(bytes(raw))
+    assert error.value.kind == "message"
     with pytest.raises(cdr.CdrError):
         cdr.read_image(b"\0\1\0\0" + b"\xff" * 40)
 
@@ -112,7 +114,7 @@ def test_header_like_objects_are_copied_exactly() -> None:
         stamp, frame_id = Stamp(), "other_frame"
 
     msg = cdr.read_image(cdr.image_bytes(Hdr(), np.zeros((1, 1), np.uint8), "mono8"))
-    assert cdr.stamp_ns(msg.header) == 7_999_999_999 and msg.header.frame_id == "other_frame"
+    assert stamp_to_ns(msg.header.stamp) == 7_999_999_999 and msg.header.frame_id == "other_frame"
 
 
 def _info(width: int = 640, height: int = 480) -> object:

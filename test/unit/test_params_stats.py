@@ -31,11 +31,19 @@ def test_parameter_table_is_consistent() -> None:
             assert p.min <= p.default, p.name
         if p.max is not None:
             assert p.default <= p.max, p.name
-        assert p.type_name in ("bool", "int", "double", "string", "string_array"), p.name
-    assert params.BY_NAME["model"].read_only
-    assert params.BY_NAME["confidence_threshold"].type_name == "double"
-    assert params.BY_NAME["warmup_iterations"].type_name == "int"
-    assert params.BY_NAME["obstacle_classes"].type_name == "string_array"
+        assert p.stage in params.STAGES, p.name
+    assert params.BY_NAME["model"].stage == "configure"
+    assert params.BY_NAME["autostart"].stage == "startup"
+    assert params.BY_NAME["confidence_threshold"].stage == "live"
+
+
+def test_configure_time_parameters_are_refused_only_while_configured() -> None:
+    assert params.refused_while_configured(["model"], "unconfigured") is None
+    assert params.refused_while_configured(["confidence_threshold"], "active") is None
+    for state in ("inactive", "active"):
+        reason = params.refused_while_configured(["model", "confidence_threshold", "device"], state)
+        assert reason is not None and "model, device" in reason and state in reason
+        assert "clean up" in reason
 
 
 def test_defaults_are_valid() -> None:
@@ -135,7 +143,7 @@ def test_node_stats_snapshot() -> None:
     s.frame_received(dropped_previous=True)
     s.frame_received(dropped_previous=True)
     s.frame_rejected()
-    s.depth_missing()
+    s.depth_result("unpaired")
     s.frame_failed()
     s.frame_done(inference_ms=10.0, pipeline_ms=20.0, latency_ms=30.0)
     s.frame_done(inference_ms=20.0, pipeline_ms=40.0, latency_ms=None)  # latency unknown (no stamp)
@@ -315,3 +323,22 @@ def test_worker_sees_only_the_newest_frame() -> None:
     assert taken == sorted(taken) and len(set(taken)) == len(taken)
     # every frame was either taken by the worker, taken here, or counted as dropped
     assert len(taken) + (last is not None) + dropped == 20000
+
+
+def test_depth_problems_have_their_own_counters_and_verdict() -> None:
+    clock = FakeClock()
+    s = stats.NodeStats(clock=clock)
+    _feed(s, clock, 20, 0.1)
+    color_before = stats.verdict(s.snapshot(), input_timeout=2.0, max_latency=0.5)
+    s.depth_result("rejected", "depth encoding 'rgb8' is not REP 118 depth")
+    s.depth_result("calibration", "focal lengths must be > 0")
+    snap = s.snapshot()
+    assert (snap.depth_rejected, snap.depth_calibration, snap.errors, snap.rejected) == (1, 1, 0, 0)
+    assert stats.verdict(snap, input_timeout=2.0, max_latency=0.5) == color_before
+    level, message = stats.depth_verdict(snap)
+    assert level == stats.WARN and "last 2 frames" in message and "focal lengths" in message
+    s.depth_result(None)
+    level, message = stats.depth_verdict(s.snapshot())
+    assert level == stats.OK and s.snapshot().clouds_out == 1
+    with pytest.raises(ValueError):
+        s.depth_result("tired")

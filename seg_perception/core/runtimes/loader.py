@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import first_line
 from .base import CPU, DeviceLike, ModelLoadError, ModelSpec, Runtime, check_fp16, cpu_thread_count, resolve_device, torch_device
 from .builtin import BUILTIN_MODELS, canonical_builtin, load_builtin
 from .description import find_description, load_description
@@ -117,7 +118,7 @@ def validate_runtime(runtime: Runtime, source: str) -> None:
         output = runtime(batch)
     except Exception as exc:  # noqa: BLE001 - any failure of the forward is a load failure
         raise ModelLoadError(source, f"the test forward pass on a 1x3x{spec.input_height}x{spec.input_width} "
-                                     f"input failed: {_first_line(exc)}") from exc
+                                     f"input failed: {first_line(exc)}") from exc
     check_output(output, spec, source)
 
 
@@ -239,8 +240,4 @@ def _model_file(name: str) -> Path:
         raise ModelLoadError(source, "model file is empty (an interrupted copy or export?)")
     return path
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnxruntime as ort
 
+from ..errors import first_line
 from .base import CPU, DeviceLike, ModelLoadError, ModelSpec, check_fp16, cpu_thread_count, torch_device
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ class OnnxRuntime:
                                            providers=[name for name, _ in providers],
                                            provider_options=[opts for _, opts in providers])
         except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidProtobuf/... types
-            raise ModelLoadError(source, f"ONNX Runtime cannot open it: {_first_line(exc)} "
+            raise ModelLoadError(source, f"ONNX Runtime cannot open it: {first_line(exc)} "
                                          "(a truncated or corrupt file, or not an ONNX model)") from exc
         self._session: ort.InferenceSession | None = session
         self.provider: str = session.get_providers()[0]
@@ -251,7 +252,3 @@ class OnnxRuntime:
 def _dim(value: int | None) -> str:
     return "dynamic" if value is None else str(value)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:300] if text else type(exc).__name__

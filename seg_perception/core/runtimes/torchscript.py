@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from .base import ModelLoadError, ModelSpec
-from .base import check_fp16
+from ..errors import first_line
+from .base import ModelLoadError, ModelSpec, check_fp16
 from .torch_module import TorchModuleRuntime
 
 
@@ -33,7 +33,7 @@ def load_torchscript(path: Path, device: torch.device) -> torch.jit.ScriptModule
             warnings.simplefilter("ignore", DeprecationWarning)
             module = torch.jit.load(str(path), map_location=device)
     except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError, ValueError, pickle errors...
-        raise ModelLoadError(source, f"torch.jit.load failed: {_first_line(exc)}") from exc
+        raise ModelLoadError(source, f"torch.jit.load failed: {first_line(exc)}") from exc
     return module
 
 
@@ -48,7 +48,7 @@ def _check_archive(path: Path) -> None:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
     except (OSError, zipfile.BadZipFile) as exc:
-        raise ModelLoadError(source, f"cannot read the file ({_first_line(exc)})") from exc
+        raise ModelLoadError(source, f"cannot read the file ({first_line(exc)})") from exc
     has_code = any("/code/" in name or name.startswith("code/") for name in names)
     has_constants = any(name.endswith("constants.pkl") for name in names)
     if not (has_code and has_constants):
@@ -58,7 +58,3 @@ def _check_archive(path: Path) -> None:
                                          "torch.jit.script and .save() (see docs/models.md)")
         raise ModelLoadError(source, "not a TorchScript file: the zip archive holds no TorchScript code")
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,199 @@
+"""One camera frame through the whole engine, with no ROS: the node's per-frame work.
+
+`FrameProcessor.process` takes a color image message (raw or compressed, duck-typed like
+`core.conversions`), segments it, and when clouds are wanted fetches the depth frame paired
+with it, projects it and builds the labelled and obstacle cloud arrays. Every stage reports
+its own outcome in `FrameStatus`, so a caller can count, log and diagnose a depth fault as a
+depth fault: a bad depth image or calibration never fails the color outputs.
+
+The node, the benchmarks and the profiler all drive this class; tests drive it without DDS.
+"""
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import clouds, projection
+from .conversions import ImageFormatError, compressed_to_rgb, depth_to_meters, image_to_rgb
+from .errors import first_line
+from .labels import ClassMap
+from .pipeline import SegmentationOptions, SegmentationPipeline, SegmentationResult
+from .runtimes.loader import load_model, warm_up
+
+
+class DepthStatus(enum.Enum):
+    """What happened to the depth half of a frame. Only the last four are problems."""
+
+    NOT_WANTED = "no cloud wanted"
+    OK = "ok"
+    UNPAIRED = "no depth image with a matching stamp"
+    REJECTED = "depth image rejected"
+    NO_INTRINSICS = "no camera_info for the depth image"
+    BAD_INTRINSICS = "depth camera_info unusable"
+
+    @property
+    def is_problem(self) -> bool:
+        return self not in (DepthStatus.NOT_WANTED, DepthStatus.OK)
+
+    @property
+    def counter(self) -> str | None:
+        """The `NodeStats.depth_result` counter of a problem (calibration covers both kinds)."""
+        return {DepthStatus.UNPAIRED: "unpaired", DepthStatus.REJECTED: "rejected",
+                DepthStatus.NO_INTRINSICS: "calibration", DepthStatus.BAD_INTRINSICS: "calibration"}.get(self)
+
+
+@dataclass(frozen=True)
+class FrameRequest:
+    """What one frame should produce (the node derives it from parameters and subscribers)."""
+
+    output_size: str | tuple[int, int] = "input"
+    confidence_threshold: float = 0.0
+    overlay_alpha: float = 0.5
+    confidence: bool = True
+    color: bool = False
+    overlay: bool = False
+    points: bool = False
+    """The organized labelled cloud (x y z rgb label), one point per mask pixel."""
+    obstacle_points: bool = False
+    min_range: float = 0.1
+    max_range: float = 10.0
+    voxel_size: float = 0.0
+
+    @property
+    def clouds(self) -> bool:
+        return self.points or self.obstacle_points
+
+
+@dataclass(frozen=True)
+class DepthFrame:
+    """A REP 118 depth image (16UC1 mm or 32FC1 m) and the CameraInfo-like calibration to project
+    it with (``k``, ``width``, ``height``); `info` None means none has arrived."""
+
+    image: Any
+    info: Any | None
+
+
+@dataclass
+class FrameStatus:
+    image_error: str = ""
+    """Why the color image was rejected (then nothing else ran); empty when it was decoded."""
+    image_error_kind: str = ""
+    """The kind of that problem (ImageFormatError.kind), stable across frames: for log throttling."""
+    depth: DepthStatus = DepthStatus.NOT_WANTED
+    depth_error: str = ""
+    """The detail of a depth problem, for the log."""
+
+
+@dataclass
+class FrameOutputs:
+    status: FrameStatus
+    segmentation: SegmentationResult | None = None
+    labelled_cloud: np.ndarray | None = None
+    """(H, W) structured array of `clouds.LABELLED_FIELDS`, aligned with the mask."""
+    obstacle_cloud: np.ndarray | None = None
+    """(N,) structured array of `clouds.XYZ_FIELDS`."""
+    cloud_frame_id: str = ""
+    """Clouds are in the depth camera's frame (its header's frame_id), stamped as the color frame."""
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def decode_color(image: Any) -> np.ndarray:
+    """HxWx3 uint8 RGB from a raw or compressed image message (`format` tells them apart)."""
+    return compressed_to_rgb(image) if hasattr(image, "format") else image_to_rgb(image)
+
+
+class FrameProcessor:
+    """Segmentation + depth projection + clouds for one camera stream. Not thread-safe: one
+    engine thread calls `process`; `class_map` may be swapped between calls."""
+
+    def __init__(self, pipeline: SegmentationPipeline, class_map: ClassMap | None = None) -> None:
+        self.pipeline = pipeline
+        self.class_map = class_map or pipeline.class_map
+        self._rays = projection.RayCache()
+
+    @classmethod
+    def load(cls, model: str, device: str = "auto", fp16: bool = False, description: str | None = None,
+             warmup_iterations: int = 3, obstacles: list[str] | None = None,
+             reuse_buffers: bool = True) -> FrameProcessor:
+        """Load and warm up a model (call on the thread that will run it). `obstacles` None keeps
+        the model's own obstacle classes. Raises ModelLoadError, DeviceError or ValueError."""
+        runtime = load_model(model, device, fp16=fp16, description=description)
+        try:
+            class_map = runtime.spec.classes
+            if obstacles is not None:
+                unknown = [c for c in obstacles if c not in class_map.names]
+                if unknown:
+                    raise ValueError(f"obstacle_classes {unknown} are not classes of the model {class_map.names}")
+                class_map = class_map.with_obstacles(obstacles)
+            warm_up(runtime, warmup_iterations)
+        except BaseException:
+            runtime.close()
+            raise
+        return cls(SegmentationPipeline(runtime, reuse_buffers=reuse_buffers), class_map)
+
+    def process(self, image: Any, request: FrameRequest,
+                depth: Callable[[], DepthFrame | None] | None = None) -> FrameOutputs:
+        """Segment `image`; with clouds requested, `depth()` is asked for the paired depth frame
+        after inference (so a depth camera slightly behind the color one has that long to catch up)."""
+        status = FrameStatus()
+        t0 = time.perf_counter()
+        try:
+            rgb = decode_color(image)
+        except ImageFormatError as exc:
+            status.image_error, status.image_error_kind = str(exc), exc.kind
+            return FrameOutputs(status)
+        t1 = time.perf_counter()
+        result = self.pipeline(rgb, SegmentationOptions(
+            output_size=request.output_size, confidence_threshold=request.confidence_threshold,
+            want_confidence=request.confidence, want_color=request.color, want_overlay=request.overlay,
+            overlay_alpha=request.overlay_alpha))
+        outputs = FrameOutputs(status, result)
+        outputs.timings_ms.update(result.timings_ms, decode=(t1 - t0) * 1e3)
+        if request.clouds and depth is not None:
+            t2 = time.perf_counter()
+            self._clouds(outputs, request, depth())
+            outputs.timings_ms["clouds"] = (time.perf_counter() - t2) * 1e3
+        return outputs
+
+    def _clouds(self, out: FrameOutputs, request: FrameRequest, frame: DepthFrame | None) -> None:
+        status = out.status
+        assert out.segmentation is not None
+        labels = out.segmentation.labels
+        if frame is None:
+            status.depth = DepthStatus.UNPAIRED
+            return
+        try:
+            depth_m = depth_to_meters(frame.image)
+        except ImageFormatError as exc:
+            status.depth, status.depth_error = DepthStatus.REJECTED, str(exc)
+            return
+        if frame.info is None:
+            status.depth = DepthStatus.NO_INTRINSICS
+            status.depth_error = "neither depth/camera_info nor camera_info has arrived: cannot project"
+            return
+        h, w = labels.shape
+        try:
+            intrinsics = projection.Intrinsics.from_camera_info_k(
+                list(frame.info.k), frame.info.width or depth_m.shape[1],
+                frame.info.height or depth_m.shape[0]).scaled(w, h)
+        except ValueError as exc:
+            status.depth, status.depth_error = DepthStatus.BAD_INTRINSICS, first_line(exc)
+            return
+        points = projection.project_organized(projection.resample_depth(depth_m, w, h), intrinsics, self._rays)
+        out.cloud_frame_id = str(frame.image.header.frame_id)
+        class_map = self.class_map
+        if request.points:
+            out.labelled_cloud = clouds.labelled_cloud_array(points, labels, class_map.palette_lut())
+        if request.obstacle_points:
+            out.obstacle_cloud = clouds.xyz_cloud_array(projection.obstacle_points(
+                points, labels, class_map.obstacle_lut(), request.min_range, request.max_range,
+                request.voxel_size))
+        status.depth = DepthStatus.OK
+
+    def close(self) -> None:
+        self.pipeline.close()

@@ -1,0 +1,85 @@
+"""The node's publishers and how one frame's outputs become messages on them.
+
+Streams are lifecycle publishers (they publish only while the node is active); the class map
+and LabelInfo are latched (transient-local) and published at configure, so a costmap or a
+manager can read the classes before activation. Outputs nobody subscribes to are not built.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rclpy.event_handler import PublisherEventCallbacks
+from rclpy.lifecycle import LifecycleNode
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from . import qos
+from ..core import clouds
+from ..core.frame import FrameOutputs, FrameRequest
+from ..core.labels import ClassMap
+from ..msg import ClassMap as ClassMapMsg
+from .messages import CloudMessages, class_map_msg, image_msg, label_info_msg, resized_camera_info
+
+try:  # vision_msgs is on every ROS 2 distro but not in our pip environment.
+    from vision_msgs.msg import LabelInfo, VisionClass
+except ImportError:  # pragma: no cover - depends on the installation
+    LabelInfo = VisionClass = None
+
+STREAMS = {"mask": Image, "confidence": Image, "color_mask": Image, "overlay": Image, "camera_info": CameraInfo,
+           "points": PointCloud2, "obstacle_points": PointCloud2}
+
+
+class Outputs:
+    def __init__(self, node: LifecycleNode, reliability: str,
+                 on_incompatible: Callable[[str], Callable[[Any], None]]) -> None:
+        self._node = node
+        self._clouds = CloudMessages()
+        self.pubs: dict[str, Any] = {}
+        stream = qos.stream(reliability)
+        for key, msg_type in STREAMS.items():
+            topic = f"segmentation/{key}"
+            events = PublisherEventCallbacks(incompatible_qos=on_incompatible(topic))
+            self.pubs[key] = node.create_lifecycle_publisher(msg_type, topic, stream, event_callbacks=events)
+        self.pubs["class_map"] = node.create_publisher(ClassMapMsg, "segmentation/class_map", qos.LATCHED)
+        if LabelInfo is not None:
+            self.pubs["label_info"] = node.create_publisher(LabelInfo, "segmentation/label_info", qos.LATCHED)
+
+    def wanted(self, key: str, enabled: bool = True) -> bool:
+        return enabled and self.pubs[key].get_subscription_count() > 0
+
+    def narrow(self, request: FrameRequest, use_depth: bool) -> FrameRequest:
+        """`request` (what parameters enable) limited to the outputs someone subscribes to."""
+        w = self.wanted
+        return FrameRequest(
+            output_size=request.output_size, confidence_threshold=request.confidence_threshold,
+            overlay_alpha=request.overlay_alpha, confidence=w("confidence", request.confidence),
+            color=w("color_mask", request.color), overlay=w("overlay", request.overlay),
+            points=use_depth and w("points", request.points),
+            obstacle_points=use_depth and w("obstacle_points", request.obstacle_points),
+            min_range=request.min_range, max_range=request.max_range, voxel_size=request.voxel_size)
+
+    def publish_frame(self, header: Any, out: FrameOutputs, camera_info: CameraInfo | None) -> None:
+        """Every output of one frame, each with the input's header (clouds: the depth frame_id)."""
+        result, pubs = out.segmentation, self.pubs
+        assert result is not None
+        for key, array, encoding in (("mask", result.labels, "mono8"), ("confidence", result.confidence, "mono8"),
+                                     ("color_mask", result.color, "rgb8"), ("overlay", result.overlay, "rgb8")):
+            if array is not None and (key != "confidence" or self.wanted(key)):
+                pubs[key].publish(image_msg(header, array, encoding))
+        if camera_info is not None:
+            pubs["camera_info"].publish(resized_camera_info(camera_info, header, *result.size))
+        for key, cloud, fields in (("points", out.labelled_cloud, clouds.LABELLED_FIELDS),
+                                   ("obstacle_points", out.obstacle_cloud, clouds.XYZ_FIELDS)):
+            if cloud is not None:
+                pubs[key].publish(self._clouds.fill(key, header, out.cloud_frame_id, cloud, fields))
+
+    def publish_class_map(self, class_map: ClassMap, stamp: Any, confidence_threshold: float) -> None:
+        self.pubs["class_map"].publish(class_map_msg(class_map, stamp))
+        if "label_info" in self.pubs:
+            self.pubs["label_info"].publish(label_info_msg(LabelInfo, VisionClass, class_map, stamp,
+                                                           confidence_threshold))
+
+    def destroy(self) -> None:
+        for pub in self.pubs.values():
+            self._node.destroy_publisher(pub)
+        self.pubs = {}

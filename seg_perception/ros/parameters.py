@@ -1,0 +1,80 @@
+"""The node's parameters in ROS terms: typed descriptors from the core table, and the values a
+frame needs, read atomically. Cross-field checks live in core/params.py."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from ..core import params
+from ..core.frame import FrameRequest
+from ..core.geometry import parse_output_size
+
+
+def descriptor(pdef: params.ParamDef) -> ParameterDescriptor:
+    # Configure-time parameters stay writable: on_set refuses them while configured (with the
+    # reason), and on_configure re-reads them, so cleanup -> set -> configure switches models.
+    desc = ParameterDescriptor(description=pdef.description, read_only=pdef.stage == "startup")
+    if pdef.stage == "configure":
+        desc.additional_constraints = "takes effect at configure; refused while configured"
+    if pdef.choices:
+        desc.additional_constraints = "; ".join(filter(None, [desc.additional_constraints,
+                                                              "one of: " + ", ".join(pdef.choices)]))
+    if pdef.min is not None and pdef.max is not None:
+        if isinstance(pdef.default, int) and not isinstance(pdef.default, bool):
+            desc.integer_range = [IntegerRange(from_value=int(pdef.min), to_value=int(pdef.max), step=1)]
+        else:
+            desc.floating_point_range = [FloatingPointRange(from_value=float(pdef.min),
+                                                            to_value=float(pdef.max), step=0.0)]
+    if pdef.model_default:
+        desc.type = ParameterType.PARAMETER_STRING_ARRAY
+    return desc
+
+
+def declare_all(node: Node) -> None:
+    for pdef in params.PARAMS:
+        if pdef.model_default:
+            # Declared without a value: unset means "the model's own obstacle classes".
+            node.declare_parameter(pdef.name, Parameter.Type.STRING_ARRAY, descriptor(pdef))
+        else:
+            node.declare_parameter(pdef.name, pdef.default, descriptor(pdef))
+
+
+def optional_string_array(node: Node, name: str) -> list[str] | None:
+    try:
+        value = node.get_parameter(name).value
+    except ParameterUninitializedException:
+        return None
+    return None if value is None else list(value)
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """Everything a frame reads from live parameters, swapped as one object on a change."""
+
+    request: FrameRequest
+    """With every output enabled by parameters; the worker narrows it to what has subscribers."""
+    use_depth: bool
+    depth_sync_tolerance_ns: int
+    depth_wait: float
+
+
+def live_options(get: Callable[[str], Any], overrides: Mapping[str, Any] | None = None) -> LiveOptions:
+    def value(name: str) -> Any:
+        return overrides[name] if overrides and name in overrides else get(name)
+
+    request = FrameRequest(
+        output_size=parse_output_size(value("output_size")),
+        confidence_threshold=value("confidence_threshold"), overlay_alpha=value("overlay_alpha"),
+        confidence=value("publish_confidence"), color=value("publish_color_mask"),
+        overlay=value("publish_overlay"), points=value("publish_points"),
+        obstacle_points=value("publish_obstacle_points"), min_range=value("min_range"),
+        max_range=value("max_range"), voxel_size=value("voxel_size"))
+    return LiveOptions(request=request, use_depth=value("use_depth"),
+                       depth_sync_tolerance_ns=int(round(value("depth_sync_tolerance") * 1e9)),
+                       depth_wait=value("depth_wait"))

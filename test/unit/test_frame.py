@@ -1,0 +1,147 @@
+"""core.frame.FrameProcessor without DDS: every output of a frame, and each stage's status.
+
+The model is a fixed 1x1 convolution (class 1 = bright red), so the mask of a synthetic frame
+is known; depth is REP 118 data built here, so the clouds can be checked point by point."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from seg_perception.core import clouds
+from seg_perception.core.conversions import fill_image
+from seg_perception.core.frame import DepthFrame, DepthStatus, FrameProcessor, FrameRequest
+from seg_perception.core.labels import ClassMap
+from seg_perception.core.pipeline import SegmentationPipeline
+from seg_perception.core.runtimes.base import ModelSpec
+from seg_perception.core.runtimes.builtin import TorchModuleRuntime
+
+W, H = 40, 30
+BOX = (slice(10, 20), slice(8, 24))  # rows, cols of the red object
+K = [50.0, 0.0, 19.5, 0.0, 50.0, 14.5, 0.0, 0.0, 1.0]
+
+
+class RedIsObstacle(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 1)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.weight[1, 0] = 40.0
+            self.conv.bias.copy_(torch.tensor([0.0, -20.0]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def header(frame_id: str, sec: int = 7) -> Any:
+    return SimpleNamespace(stamp=SimpleNamespace(sec=sec, nanosec=5), frame_id=frame_id)
+
+
+def image(array: np.ndarray, encoding: str, frame_id: str = "color_optical") -> Any:
+    msg = SimpleNamespace(header=header(frame_id), height=0, width=0, encoding="", is_bigendian=0, step=0, data=b"")
+    return fill_image(msg, array, encoding)
+
+
+@pytest.fixture(scope="module")
+def processor() -> FrameProcessor:
+    classes = ClassMap.from_names(["floor", "box"], obstacles=["box"])
+    spec = ModelSpec("red", 32, 32, classes, output="logits")
+    return FrameProcessor(SegmentationPipeline(TorchModuleRuntime(RedIsObstacle(), spec, torch.device("cpu"))))
+
+
+def color_frame() -> Any:
+    rgb = np.zeros((H, W, 3), np.uint8)
+    rgb[BOX] = (255, 0, 0)
+    return image(rgb, "rgb8")
+
+
+def depth_frame(meters: float = 2.0, encoding: str = "16UC1", info: Any = "default") -> DepthFrame:
+    mm = np.full((H, W), int(meters * 1000), np.uint16)
+    msg = image(mm, "16UC1", frame_id="depth_optical")
+    msg.encoding = encoding
+    cam = SimpleNamespace(k=K, width=W, height=H) if info == "default" else info
+    return DepthFrame(msg, cam)
+
+
+ALL = FrameRequest(confidence=True, color=True, overlay=True, points=True, obstacle_points=True,
+                   min_range=0.1, max_range=10.0)
+
+
+def test_color_outputs_and_clouds_from_one_frame(processor: FrameProcessor) -> None:
+    out = processor.process(color_frame(), ALL, lambda: depth_frame(2.0))
+    assert out.status.image_error == "" and out.status.depth is DepthStatus.OK
+    seg = out.segmentation
+    assert seg is not None and seg.labels.shape == (H, W)
+    assert (seg.labels[BOX] == 1).all() and seg.labels.sum() == 10 * 16
+    assert seg.confidence is not None and seg.color is not None and seg.overlay is not None
+    assert out.cloud_frame_id == "depth_optical"
+    cloud = out.labelled_cloud
+    assert cloud is not None and cloud.shape == (H, W)
+    assert np.array_equal(cloud["label"], seg.labels.astype(np.uint32))
+    assert np.allclose(cloud["z"], 2.0)
+    # pixel (u, v) -> x = (u - cx) z / fx
+    assert cloud["x"][0, 0] == pytest.approx((0 - 19.5) * 2.0 / 50.0)
+    obstacles = out.obstacle_cloud
+    assert obstacles is not None and obstacles.shape == (10 * 16,)
+    assert {"decode", "inference", "clouds", "total"} <= set(out.timings_ms)
+
+
+@pytest.mark.parametrize("case, status, detail", [
+    ("unpaired", DepthStatus.UNPAIRED, ""),
+    ("bad encoding", DepthStatus.REJECTED, "unsupported encoding 'mono16'"),
+    ("no info", DepthStatus.NO_INTRINSICS, "camera_info"),
+    ("zero K", DepthStatus.BAD_INTRINSICS, "focal lengths must be > 0"),
+])
+def test_a_depth_fault_never_touches_the_color_outputs(processor: FrameProcessor, case: str,
+                                                       status: DepthStatus, detail: str) -> None:
+    good = processor.process(color_frame(), ALL, lambda: depth_frame()).segmentation
+    assert good is not None
+    depth = {"unpaired": None, "bad encoding": depth_frame(encoding="mono16"),
+             "no info": depth_frame(info=None),
+             "zero K": depth_frame(info=SimpleNamespace(k=[0.0] * 9, width=W, height=H))}[case]
+    out = processor.process(color_frame(), ALL, lambda: depth)
+    assert out.status.depth is status and status.is_problem
+    assert detail in out.status.depth_error
+    assert out.status.image_error == ""
+    assert out.labelled_cloud is None and out.obstacle_cloud is None
+    seg = out.segmentation
+    assert seg is not None and np.array_equal(seg.labels, good.labels)
+    assert seg.color is not None and seg.overlay is not None and seg.confidence is not None
+
+
+def test_a_rejected_image_says_why_and_of_what_kind(processor: FrameProcessor) -> None:
+    bad = color_frame()
+    bad.encoding = "rgb_foo"
+    out = processor.process(bad, ALL, lambda: pytest.fail("depth must not be fetched for a rejected image"))
+    assert out.segmentation is None
+    assert "unsupported encoding 'rgb_foo'" in out.status.image_error
+    assert out.status.image_error_kind == "encoding"
+    short = color_frame()
+    short.data = bytes(short.data)[:100]
+    assert processor.process(short, ALL).status.image_error_kind == "geometry"
+
+
+def test_clouds_only_when_asked(processor: FrameProcessor) -> None:
+    asked: list[int] = []
+    out = processor.process(color_frame(), FrameRequest(), lambda: asked.append(1) or depth_frame())
+    assert not asked and out.status.depth is DepthStatus.NOT_WANTED and not out.status.depth.is_problem
+    only_obstacles = FrameRequest(obstacle_points=True)
+    out = processor.process(color_frame(), only_obstacles, lambda: depth_frame(20.0))
+    assert out.labelled_cloud is None
+    assert out.obstacle_cloud is not None and out.obstacle_cloud.size == 0  # 20 m is beyond max_range
+
+
+def test_obstacle_classes_follow_the_class_map(processor: FrameProcessor) -> None:
+    original = processor.class_map
+    try:
+        processor.class_map = original.with_obstacles(["floor"])
+        out = processor.process(color_frame(), FrameRequest(obstacle_points=True), lambda: depth_frame())
+        assert out.obstacle_cloud is not None and out.obstacle_cloud.size == W * H - 10 * 16
+        assert clouds.XYZ_FIELDS[0].name == "x"
+    finally:
+        processor.class_map = original
