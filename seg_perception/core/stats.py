@@ -9,8 +9,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -66,6 +66,8 @@ class Snapshot:
     depth_problems_since_cloud: int = 0
     depth_error: str = ""
     """The last depth problem (unpaired, rejected image, calibration), for the depth verdict."""
+    stages_ms: dict[str, float] = field(default_factory=dict)
+    """Mean ms of each stage of a frame's way through the node (wait, read, decode, ..., publish)."""
 
 
 class NodeStats:
@@ -79,6 +81,7 @@ class NodeStats:
         self._inference: deque[float] = deque(maxlen=100)
         self._pipeline: deque[float] = deque(maxlen=100)
         self._latency: deque[float] = deque(maxlen=100)
+        self._stages: dict[str, deque[float]] = {}
         self.frames_in = self.frames_out = self.dropped = self.rejected = 0
         self.depth_unpaired = self.errors = 0
         self._errors_since_output = 0
@@ -120,7 +123,9 @@ class NodeStats:
             self._depth_problems_since_cloud += 1
             self._depth_error = detail or problem
 
-    def frame_done(self, inference_ms: float, pipeline_ms: float, latency_ms: float | None) -> None:
+    def frame_done(self, inference_ms: float, pipeline_ms: float, latency_ms: float | None,
+                   stages_ms: Mapping[str, float] | None = None) -> None:
+        """One frame published; `stages_ms` times its stages (keys are free-form stage names)."""
         with self._lock:
             self.frames_out += 1
             self._errors_since_output = 0
@@ -129,6 +134,8 @@ class NodeStats:
             self._pipeline.append(pipeline_ms)
             if latency_ms is not None:
                 self._latency.append(latency_ms)
+            for name, ms in (stages_ms or {}).items():
+                self._stages.setdefault(name, deque(maxlen=100)).append(ms)
 
     def snapshot(self) -> Snapshot:
         with self._lock:
@@ -145,7 +152,8 @@ class NodeStats:
                 seconds_since_input=None if last_in is None else self.clock() - last_in,
                 errors_since_output=self._errors_since_output, clouds_out=self.clouds_out,
                 depth_rejected=self.depth_rejected, depth_calibration=self.depth_calibration,
-                depth_problems_since_cloud=self._depth_problems_since_cloud, depth_error=self._depth_error)
+                depth_problems_since_cloud=self._depth_problems_since_cloud, depth_error=self._depth_error,
+                stages_ms={name: float(np.mean(values)) for name, values in self._stages.items()})
 
 
 def verdict(snap: Snapshot, input_timeout: float, max_latency: float, last_error: str = "") -> tuple[int, str]:
@@ -193,6 +201,7 @@ def key_values(snap: Snapshot, device: str, model: str) -> list[tuple[str, str]]
         ("errors", str(snap.errors)),
         ("device", device),
         ("model", model),
+        *((f"stage_{name}_ms", f"{ms:.2f}") for name, ms in snap.stages_ms.items()),
     ]
 
 

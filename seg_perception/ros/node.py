@@ -7,8 +7,13 @@ releases cached GPU memory; cleanup unloads the model, after which new configure
 parameters (another model, device, topics) may be set and configured.
 
 Threads: the executor thread only drops the newest serialized frame into a one-slot buffer
-(latest wins) and files depth frames by stamp; the engine thread deserializes, runs the
+(latest wins) and files depth frames by stamp; the engine thread reads the frame, runs the
 FrameProcessor and publishes. Every torch call happens on that one thread.
+
+Wire format: every camera message is taken serialized (raw subscriptions) and read in place
+with core.cdr, whose uint8 fields are numpy views of the received bytes; every per-frame output
+is published as CDR bytes. No rclpy message object carries pixels through this node (building
+one for a 1080p frame costs more than the model).
 """
 from __future__ import annotations
 
@@ -25,11 +30,11 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from . import diagnostics, parameters, qos
-from ..core import params, stats
+from ..core import cdr, params, stats
+from ..core.conversions import ImageFormatError
 from ..core.frame import DepthFrame, DepthStatus, FrameProcessor
 from ..core.latest import LatestSlot
 from ..core.pairing import StampPairer, stamp_to_ns
@@ -44,10 +49,12 @@ class SegmentationNode(LifecycleNode):
         super().__init__(node_name, **kwargs)
         parameters.declare_all(self)
         self.stats = stats.NodeStats()
-        self._slot: LatestSlot[bytes] = LatestSlot()
-        self._depth = StampPairer[Image](capacity=10)
-        self._camera_info: CameraInfo | None = None
-        self._depth_info: CameraInfo | None = None
+        self._slot: LatestSlot[tuple[bytes, float]] = LatestSlot()
+        """(serialized frame, monotonic receipt time)"""
+        self._depth = StampPairer[Any](capacity=10)
+        # core.cdr messages (numpy views of the received bytes)
+        self._camera_info: Any = None
+        self._depth_info: Any = None
         self._processor: FrameProcessor | None = None
         self._device_text = "not loaded"
         # CPU torch's OpenMP pool belongs to the thread that first used it; a second thread's pool
@@ -101,7 +108,8 @@ class SegmentationNode(LifecycleNode):
                 raise ValueError(f"invalid parameters: {reason}")
             processor = self._engine.submit(
                 FrameProcessor.load, self._param("model"), self._param("device"), self._param("fp16"),
-                self._param("model_description") or None, self._param("warmup_iterations"), obstacles).result()
+                self._param("model_description") or None, self._param("warmup_iterations"), obstacles,
+                cpu_threads=self._param("cpu_threads")).result()
         except (ModelLoadError, DeviceError, ValueError) as exc:
             self._last_error = str(exc)
             self.get_logger().fatal(self._last_error)
@@ -110,7 +118,8 @@ class SegmentationNode(LifecycleNode):
         class_map, spec = processor.class_map, processor.pipeline.spec
         if obstacles is None:  # make the effective value visible to `ros2 param get`
             self.set_parameters([Parameter("obstacle_classes", Parameter.Type.STRING_ARRAY, class_map.obstacle_names)])
-        self._device_text = describe_device(processor.pipeline.device)
+        self._device_text = describe_device(processor.pipeline.device,
+                                            getattr(processor.pipeline.runtime, "cpu_threads", None))
         self._diag_timer.timer_period_ns = int(self._param("diagnostics_period") * 1e9)
         self._outputs = Outputs(self, self._param("output_reliability"), lambda topic: self._qos.handler(topic, True))
         self._publish_class_map()
@@ -175,39 +184,60 @@ class SegmentationNode(LifecycleNode):
         topic = self._image_topic()
         self._image_type = CompressedImage if self._param("input_transport") == "compressed" else Image
         events = SubscriptionEventCallbacks(incompatible_qos=self._qos.handler(topic, publisher=False))
-        # raw: the executor only copies the serialized frame; the worker deserializes the frames it
-        # actually takes, so frames that latest-wins drops cost no deserialization (1-6 ms at 1080p).
+        # raw: the executor only takes the serialized frame; the worker reads the frames it actually
+        # takes in place (core.cdr), so frames that latest-wins drops cost nothing more.
         self._subs.append(self.create_subscription(self._image_type, topic, self._on_image, image_qos,
                                                    event_callbacks=events, raw=True))
-        self._subs.append(self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos.SENSOR))
+        self._subs.append(self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos.SENSOR,
+                                                   raw=True))
         if self._param("use_depth"):
-            self._subs.append(self.create_subscription(Image, "depth", self._on_depth, image_qos))
+            self._subs.append(self.create_subscription(Image, "depth", self._on_depth, image_qos, raw=True))
             self._subs.append(self.create_subscription(CameraInfo, "depth/camera_info", self._on_depth_info,
-                                                       qos.SENSOR))
+                                                       qos.SENSOR, raw=True))
 
     # callbacks (executor thread: cheap only) ---------------------------------------------
 
     def _on_image(self, serialized: bytes) -> None:
-        self.stats.frame_received(self._slot.put(serialized))
+        self.stats.frame_received(self._slot.put((serialized, time.monotonic())))
 
-    def _on_camera_info(self, msg: CameraInfo) -> None:
-        self._camera_info = msg
+    def _read(self, serialized: bytes, reader: Any, topic: str) -> Any:
+        """A small message read in place on the executor thread (microseconds); None and a
+        throttled error when the bytes are not a well-formed message."""
+        try:
+            return reader(serialized)
+        except ImageFormatError as exc:
+            self._report(f"{topic}:{exc.kind}", f"dropped a message on {self.resolve_topic_name(topic)}: {exc}")
+            return None
 
-    def _on_depth_info(self, msg: CameraInfo) -> None:
-        self._depth_info = msg
+    def _on_camera_info(self, serialized: bytes) -> None:
+        self._camera_info = self._read(serialized, cdr.read_camera_info, "camera_info") or self._camera_info
 
-    def _on_depth(self, msg: Image) -> None:
-        self._depth.add(stamp_to_ns(msg.header.stamp), msg)
+    def _on_depth_info(self, serialized: bytes) -> None:
+        self._depth_info = self._read(serialized, cdr.read_camera_info, "depth/camera_info") or self._depth_info
+
+    def _on_depth(self, serialized: bytes) -> None:
+        msg = self._read(serialized, cdr.read_image, "depth")
+        if msg is not None:
+            self._depth.add(stamp_to_ns(msg.header.stamp), msg)
 
     # worker -------------------------------------------------------------------------------
 
     def _work(self) -> None:
+        read = cdr.read_compressed_image if self._image_type is CompressedImage else cdr.read_image
         while not self._slot.closed:
-            serialized = self._slot.take()
-            if serialized is None:
+            taken = self._slot.take()
+            if taken is None:
                 continue
+            serialized, received = taken
             try:
-                self._process(deserialize_message(serialized, self._image_type))
+                start = time.monotonic()
+                try:
+                    msg = read(serialized)
+                except ImageFormatError as exc:  # not even a well-formed message
+                    self._rejected(exc.kind, str(exc))
+                    continue
+                stages = {"wait": (start - received) * 1e3, "read": (time.monotonic() - start) * 1e3}
+                self._process(msg, stages)
             except Exception as exc:  # a bad frame must never kill the worker
                 self.stats.frame_failed()
                 self._last_error = f"{type(exc).__name__}: {exc}"
@@ -218,7 +248,12 @@ class SegmentationNode(LifecycleNode):
         if self._throttle.should_report(kind):
             self.get_logger().error(text)
 
-    def _process(self, msg: Image | CompressedImage) -> None:
+    def _rejected(self, kind: str, text: str) -> None:
+        self.stats.frame_rejected()
+        self._report(f"image:{kind}", f"rejected frame on {self.resolve_topic_name(self._image_topic())}: {text}")
+
+    def _process(self, msg: Any, stages: dict[str, float]) -> None:
+        """`msg`: a core.cdr Image or CompressedImage; `stages` already holds wait and read."""
         processor, outputs, opts = self._processor, self._outputs, self._options
         if processor is None or outputs is None:
             return
@@ -231,11 +266,12 @@ class SegmentationNode(LifecycleNode):
         out = processor.process(msg, outputs.narrow(opts.request, opts.use_depth), paired_depth)
         status = out.status
         if status.image_error:
-            self.stats.frame_rejected()
-            self._report(f"image:{status.image_error_kind}",
-                         f"rejected frame on {self.resolve_topic_name(self._image_topic())}: {status.image_error}")
+            self._rejected(status.image_error_kind, status.image_error)
             return
+        start = time.perf_counter()
         outputs.publish_frame(msg.header, out, self._camera_info)
+        stages.update(out.timings_ms, publish=(time.perf_counter() - start) * 1e3)
+        del stages["total"]
         if status.depth is DepthStatus.OK:
             self.stats.depth_result(None)
         elif status.depth.counter is not None:
@@ -245,7 +281,7 @@ class SegmentationNode(LifecycleNode):
             if status.depth is not DepthStatus.UNPAIRED:  # expected now and then: counted, not logged
                 self._report(f"depth:{status.depth.name}", f"no cloud: {detail}")
         latency = (self.get_clock().now().nanoseconds - stamp_ns) / 1e6 if stamp_ns > 0 else None
-        self.stats.frame_done(out.timings_ms["inference"], out.timings_ms["total"], latency)
+        self.stats.frame_done(out.timings_ms["inference"], out.timings_ms["total"], latency, stages)
 
     # class map + diagnostics --------------------------------------------------------------
 
