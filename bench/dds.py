@@ -280,7 +280,9 @@ def node_run(bench: Bench, msg: Image, model: str, device: str, frames: int, flo
                               **percentiles(latencies),
                               "peak_rss_mib": peak,
                               "node_inference_ms": _float(before, "inference_ms"),
-                              "node_pipeline_ms": _float(before, "pipeline_ms")}
+                              "node_pipeline_ms": _float(before, "pipeline_ms"),
+                              **{f"node_{key}": float(value) for key, value in (before or {}).items()
+                                 if key.startswith("stage_")}}
     if flood is not None:
         result.update({"flood_seconds": flood["seconds"], "flood_sent_per_s": flood["sent_per_s"],
                        "flood_masks_per_s": flood["outputs_per_s"], "flood_latency_p50_ms": flood["latency_p50_ms"],

@@ -294,6 +294,26 @@ def render(results: dict[str, Any], sizes: list[tuple[int, int]], overload_size:
             "node pipeline / node inf: the node's own mean pipeline / inference time over these frames "
             "(/diagnostics), so p50-node inf is the overhead measured in the same process and run."))
 
+        stages = ("wait", "read", "decode", "preprocess", "inference", "postprocess", "colorize", "publish")
+        rows = []
+        for size in sizes:
+            key = size_text(size)
+            n, e = results["node"][key], results["echo"][key]
+            values = [n.get(f"node_stage_{stage}_ms") for stage in stages]
+            known = [v for v in values if v is not None and v == v]
+            inside = sum(known) if known else float("nan")
+            rows.append([key, *(fmt(v, 2) for v in values), fmt(inside, 2), fmt(n["p50"]), fmt(e["p50"]),
+                         fmt(n["p50"] - inside - e["p50"])])
+        parts.append(section(
+            "3c. Where the node's time goes (the node's own stage means over the one-at-a-time frames, "
+            "/diagnostics)",
+            table(["size", *stages, "sum", "node p50", "echo p50", "p50 - sum - echo"], rows),
+            "wait: from the subscription callback (frame taken off DDS) to the engine thread taking it; read: "
+            "the frame's CDR bytes read in place; decode: to RGB; preprocess .. colorize: the pipeline; "
+            "publish: building every output's CDR bytes and handing them to rclpy. p50 - sum - echo: what is "
+            "left outside the node's stages beyond the transport floor (executor wake-up and take, GIL, "
+            "the echo's own callback work that the node does not do)."))
+
         rows = []
         for size in sizes:
             n = results["node"][size_text(size)]

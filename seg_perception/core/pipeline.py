@@ -83,7 +83,9 @@ class SegmentationPipeline:
             import torch
 
             device = torch_device(self.device)
-            self._pre = TorchPreprocessor(spec, device, runtime.dtype)
+            # An array_io runtime names its input dtype in numpy terms.
+            dtype = torch.from_numpy(np.zeros(0, runtime.dtype)).dtype if self._array_io else runtime.dtype
+            self._pre = TorchPreprocessor(spec, device, dtype)
             self._palette_t = torch.from_numpy(self._palette).to(device)
             self._drawn_t = torch.from_numpy(colorize_mod.drawn_lut(self._palette) > 0).to(device)
 

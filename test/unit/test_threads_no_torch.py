@@ -104,3 +104,24 @@ def test_cpu_thread_count_auto_and_invalid() -> None:
     assert cpu_thread_count(3) == 3
     with pytest.raises(ValueError, match="cpu_threads"):
         cpu_thread_count(-1)
+
+
+def test_the_torch_backend_hands_an_array_io_runtime_numpy(onnx_model: Path) -> None:
+    """The torch backend (CUDA's, run on the CPU here) gives an array_io runtime numpy and takes
+    numpy back: the results equal those of the same model run with torch tensors in and out."""
+    import numpy as np
+
+    from seg_perception.core.pipeline import SegmentationOptions, SegmentationPipeline
+    from seg_perception.core.runtimes.base import CPU
+    from seg_perception.core.runtimes.description import find_description, load_description
+    from seg_perception.core.runtimes.onnx import OnnxRuntime
+
+    description = find_description(onnx_model, None)
+    assert description is not None
+    spec = load_description(description)
+    rgb = np.random.default_rng(3).integers(0, 256, (60, 80, 3), np.uint8)
+    options = SegmentationOptions(want_color=True, want_overlay=True)
+    arrays, tensors = (SegmentationPipeline(OnnxRuntime(onnx_model, spec, CPU, array_io=array_io), "torch")(rgb, options)
+                       for array_io in (True, False))
+    for name in ("labels", "confidence", "color", "overlay"):
+        np.testing.assert_array_equal(getattr(arrays, name), getattr(tensors, name))
