@@ -24,7 +24,7 @@ import numpy as np
 from rosbags.serde import SerdeError
 from rosbags.typesys import Stores, get_typestore
 
-from .clouds import FieldSpec, fields_dtype, has_non_finite_xyz
+from .clouds import FieldSpec, cloud_geometry, has_non_finite_xyz
 from .conversions import ImageFormatError, pack_image
 from .projection import scale_camera_info
 
@@ -154,25 +154,11 @@ def pointcloud2_bytes(hdr: Any, cloud: np.ndarray, fields: Sequence[FieldSpec], 
                       is_dense: bool | None = None) -> bytes:
     """CDR of a sensor_msgs/PointCloud2 holding the structured array `cloud`, as
     `clouds.fill_pointcloud2` fills it (2-D: organized, 1-D: 1 x N)."""
-    if cloud.dtype.names is None:
-        raise TypeError("cloud must be a structured array (see clouds.labelled_cloud_array)")
-    if cloud.ndim == 2:
-        height, width = cloud.shape
-    elif cloud.ndim == 1:
-        height, width = 1, cloud.shape[0]
-    else:
-        raise ValueError(f"cloud must be 1-D or 2-D, got shape {cloud.shape}")
-    point_step = cloud.dtype.itemsize
-    try:
-        expected = fields_dtype(fields, point_step)
-    except ValueError:  # fields that do not even fit in one point of this array
-        expected = None
-    if cloud.dtype != expected:
-        raise ValueError(f"cloud dtype {cloud.dtype} does not match fields {list(fields)}")
+    height, width, point_step = cloud_geometry(cloud, fields)
     dense = (not has_non_finite_xyz(cloud)) if is_dense is None else bool(is_dense)
     msg = _PointCloud2(
-        header=as_header(hdr), height=int(height), width=int(width),
+        header=as_header(hdr), height=height, width=width,
         fields=[_PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count) for f in fields],
-        is_bigendian=False, point_step=point_step, row_step=point_step * int(width), data=_EMPTY,
+        is_bigendian=False, point_step=point_step, row_step=point_step * width, data=_EMPTY,
         is_dense=dense)
     return _join(msg, POINT_CLOUD2, np.ascontiguousarray(cloud), 1)
