@@ -1,22 +1,36 @@
 # The two commands of the README. Each sets itself up (venv, ROS 2 wheels, torch, colcon build)
 # and is idempotent.
-.PHONY: demo test test-unit setup bench clean
+.PHONY: demo test test-unit test-stock setup setup-upstream bench soak clean
 
+# MODEL=drivable (or any builtin name / model file) runs the demo with another model.
 demo: setup
-	bash scripts/run.sh python -m devtools.demo
+	bash scripts/run.sh python -m devtools.demo $(if $(MODEL),--model $(MODEL))
 
-test: setup
+# Everything, then the ROS-free tests again under the stock Jazzy versions (OpenCV 4.6, numpy 1.26).
+test: setup setup-upstream
 	bash scripts/test.sh
 
 # The ROS-free core suite alone (seconds): no node processes, no DDS.
 test-unit: setup
 	bash scripts/test.sh -m "not ros" test/unit
 
+# The ROS-free tests alone under the stock versions (.venv-stock, requirements-stock.txt).
+test-stock:
+	bash scripts/test_stock.sh
+
 bench: setup
 	bash scripts/run.sh python bench/run.py
+
+# 1080p at 30 Hz for 2 minutes with every output subscribed: memory must stay flat (bench/soak.py).
+soak: setup
+	bash scripts/run.sh python bench/soak.py
 
 setup:
 	bash scripts/setup.sh
 
+# The upstream launch, launch_ros, bondpy (+ interfaces) from ../shared/upstream, for the tests.
+setup-upstream: setup
+	bash scripts/setup_upstream.sh
+
 clean:
-	rm -rf build install log out
+	rm -rf build install log out .venv-stock

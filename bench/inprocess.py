@@ -16,6 +16,7 @@ from sensor_msgs.msg import Image
 
 from seg_perception.core import cdr
 from seg_perception.core.conversions import fill_image, image_to_rgb
+from seg_perception.core.labels import label_shares
 from seg_perception.core.pipeline import SegmentationOptions, SegmentationPipeline
 from seg_perception.core.preprocess import CpuPreprocessor
 from seg_perception.core.runtimes.base import DeviceLike, Runtime, torch_device
@@ -135,7 +136,7 @@ def measure_core(runtime: Runtime, pipeline: SegmentationPipeline, size: tuple[i
             stages[name].append(result.timings_ms[name])
         stages["total"].append(total_ms)
     assert result is not None
-    counts = np.bincount(result.labels.ravel(), minlength=256) / result.labels.size
+    counts = label_shares(result.labels)
     bare_ms = median(bare)
     medians = {name: median(values) for name, values in stages.items()}
     return CoreResult(size=size, iterations=iterations, backend=pipeline.backend, bare_forward_ms=bare_ms,

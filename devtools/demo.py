@@ -1,9 +1,11 @@
 """`make demo`: the default model segments real photos streamed as a camera, end to end over DDS.
+`make demo MODEL=drivable` does the same with the drivable-area model (TwinLiteNet).
 
 A replay publisher (this process) streams photos bundled with scikit-image as a best-effort
 camera topic; segmentation_node runs as its own process from the colcon install; this process
 collects the mask and overlay of every frame, writes PNGs to out/, and prints per-frame
-latency (publish -> mask received) and the class share of each frame.
+latency (publish -> mask received) and the class share of each frame. For the drivable model
+the left image of scikit-image's stereo motorcycle pair (a floor to drive on) is streamed too.
 """
 from __future__ import annotations
 
@@ -20,20 +22,34 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from seg_perception.apps.camera_replay import camera_info_for
 from seg_perception.core.conversions import fill_image, image_to_rgb
+from seg_perception.core.labels import label_shares
 from devtools.harness import SENSOR_QOS, Collector, Spinner, start_node, stop_process, wait_until
+from seg_perception.core.runtimes.builtin import canonical_builtin
 from seg_perception.core.sources import SAMPLE_NAMES, sample_photo
+
+# The one scikit-image photo with drivable ground in it (the drivable model's reference set).
+FLOOR_PHOTO = "motorcycle"
+
+
+def demo_photo(name: str) -> np.ndarray:
+    if name == FLOOR_PHOTO:
+        import skimage.data
+
+        return np.ascontiguousarray(skimage.data.stereo_motorcycle()[0])
+    return sample_photo(name)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="devtools.demo", description=__doc__)
     parser.add_argument("--out", default="out", help="folder for the PNGs")
-    parser.add_argument("--model", default="selfie")
+    parser.add_argument("--model", default="selfie", help="builtin name (selfie, drivable, ...) or model file")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--rounds", type=int, default=2, help="how many times each photo is streamed")
     parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    photos = (*SAMPLE_NAMES, FLOOR_PHOTO) if canonical_builtin(args.model) == "drivable" else SAMPLE_NAMES
 
     node_proc = start_node({"model": args.model, "device": args.device, "use_depth": False},
                            log_path=out / "segmentation_node.log")
@@ -64,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'frame':<14}{'size':>10}{'latency ms':>12}  class share")
         latencies = []
         for round_index in range(args.rounds):
-            for name in SAMPLE_NAMES:
-                rgb = sample_photo(name)
+            for name in photos:
+                rgb = demo_photo(name)
                 msg = Image()
                 msg.header.stamp = node.get_clock().now().to_msg()
                 msg.header.frame_id = "camera_color_optical_frame"
@@ -86,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 overlay_msg = overlay_entry[1]
                 latency = (received - sent) * 1e3
                 labels = np.frombuffer(mask_msg.data, np.uint8).reshape(mask_msg.height, mask_msg.width)
-                counts = np.bincount(labels.ravel(), minlength=256) / labels.size
+                counts = label_shares(labels)
                 share = ", ".join(f"{names.get(i, 'unlabeled')} {counts[i] * 100:.1f}%"
                                   for i in np.flatnonzero(counts))
                 print(f"{name:<14}{rgb.shape[1]:>5}x{rgb.shape[0]:<4}{latency:>12.1f}  {share}")
@@ -100,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         if latencies:
             print(f"[demo] latency over warm rounds: median {np.median(latencies):.1f} ms, "
                   f"max {np.max(latencies):.1f} ms ({len(latencies)} frames)")
-        print(f"[demo] wrote {len(SAMPLE_NAMES)} overlays and masks (class ids, mono8) to {out}/")
+        print(f"[demo] wrote {len(photos)} overlays and masks (class ids, mono8) to {out}/")
         return 0
     finally:
         spinner.close()

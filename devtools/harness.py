@@ -15,7 +15,9 @@ from typing import Any
 
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import QoSProfile
+
+from seg_perception.ros import qos
 
 
 def installed_executable(name: str = "segmentation_node") -> str:
@@ -146,7 +148,39 @@ class Collector:
                 value.clear()
 
 
-SENSOR_QOS = qos_profile_sensor_data
+def call_service(node: Node, srv_type: Any, name: str, request: Any, timeout: float = 30.0) -> Any:
+    """Call a service of another process from a node spun elsewhere (Spinner); wait with timeouts."""
+    client: Any = node.create_client(srv_type, name)
+    try:
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f"service {name} did not appear within {timeout:.1f} s")
+        future = client.call_async(request)
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(timeout):
+            raise TimeoutError(f"no reply from {name} within {timeout:.1f} s")
+        return future.result()
+    finally:
+        node.destroy_client(client)
 
-__all__ = ["Collector", "SENSOR_QOS", "Spinner", "installed_executable", "node_command", "start_node",
-           "stop_process", "wait_until"]
+
+def lifecycle_state(node: Node, target: str, timeout: float = 30.0) -> int:
+    """The lifecycle_msgs/State id of the managed node `target` (fully qualified name)."""
+    from lifecycle_msgs.srv import GetState
+
+    return int(call_service(node, GetState, f"{target}/get_state", GetState.Request(), timeout).current_state.id)
+
+
+def change_state(node: Node, target: str, transition: int, timeout: float = 30.0) -> bool:
+    """Request a lifecycle transition (lifecycle_msgs/Transition id) of `target`; its success."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    request = ChangeState.Request(transition=Transition(id=transition))
+    return bool(call_service(node, ChangeState, f"{target}/change_state", request, timeout).success)
+
+
+SENSOR_QOS = qos.SENSOR
+
+__all__ = ["Collector", "SENSOR_QOS", "Spinner", "call_service", "change_state", "installed_executable",
+           "lifecycle_state", "node_command", "start_node", "stop_process", "wait_until"]

@@ -1,56 +1,83 @@
-"""Start seg_perception's segmentation_node (and optionally RViz).
+"""Start seg_perception's segmentation_node as a lifecycle node (and optionally RViz).
 
     ros2 launch seg_perception segmentation.launch.py image:=/camera/color/image_raw \
         camera_info:=/camera/color/camera_info depth:=/camera/aligned_depth_to_color/image_raw \
         depth_camera_info:=/camera/aligned_depth_to_color/camera_info use_rviz:=true
 
-Declarative only. Everything here is also reachable without launch:
-    ros2 run seg_perception segmentation_node --ros-args --params-file <yaml> -r image:=<topic> ...
+Parameters come from `params_file` (default: the package's config/segmentation.yaml). The
+parameter arguments below (model, device, ...) are empty by default, and an empty argument passes
+nothing: only what you give on the command line is set on top of the params file, so a params
+file's value is never replaced by a launch default.
+
+Declarative apart from that one step. Everything here is also reachable without launch:
+    ros2 run seg_perception segmentation_node --ros-args --params-file <yaml> -p model:=... -r image:=<topic>
 """
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from __future__ import annotations
+
+from typing import Any
+
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
-from launch.substitutions import IfElseSubstitution, LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
-# name, default, description. `model`/`device` defaults equal the node's parameter defaults;
-# given on the command line they override the params file.
+NODE_NAME = "segmentation_node"
+SHARE = FindPackageShare("seg_perception")
+
+# name, default, description
 ARGUMENTS = (
-    ("namespace", "", "Namespace of the node and its segmentation/* topics."),
+    ("namespace", "", "Namespace of the node, its segmentation/* topics and RViz."),
     ("image", "image", "Camera image topic (sensor_msgs/Image), or the base of <image>/compressed."),
     ("camera_info", "camera_info", "CameraInfo of the color camera."),
     ("depth", "depth", "Depth image registered to the color camera (16UC1 mm or 32FC1 m)."),
     ("depth_camera_info", "depth/camera_info", "CameraInfo of the depth image."),
-    ("params_file", PathJoinSubstitution([FindPackageShare("seg_perception"), "config", "segmentation.yaml"]),
-     "Parameters file."),
-    ("model", "selfie", "Built-in model name or path to a .pt/.ts/.onnx model with its description YAML."),
-    ("device", "auto", "auto | cpu | cuda | cuda:N"),
-    ("use_compressed", "false", "Subscribe <image>/compressed (sensor_msgs/CompressedImage)."),
-    ("use_rviz", "false", "Open RViz with the seg_perception view."),
+    ("params_file", PathJoinSubstitution([SHARE, "config", "segmentation.yaml"]), "Parameters file."),
     ("log_level", "info", "Logging level of the node."),
+    ("use_rviz", "false", "Open RViz with the seg_perception view (in the same namespace)."),
+    ("rviz_config", PathJoinSubstitution([SHARE, "config", "segmentation.rviz"]), "RViz configuration."),
+)
+
+# Node parameters that are also launch arguments: name (= the parameter's), type, description.
+# Default "": unset, the params file (or the node's default) decides.
+PARAMETER_ARGUMENTS: tuple[tuple[str, Any, str], ...] = (
+    ("model", str, "Built-in model name or path to a .pt/.ts/.onnx model with its description YAML."),
+    ("model_description", str, "Path to the model description YAML (default: <model>.yaml beside it)."),
+    ("device", str, "auto | cpu | cuda | cuda:N"),
+    ("fp16", bool, "float16 inference (CUDA only): true | false"),
+    ("input_transport", str, "raw (subscribe <image>) | compressed (subscribe <image>/compressed)"),
+    ("use_depth", bool, "Subscribe depth and publish the clouds: true | false"),
+    ("output_size", str, "input | network | WIDTHxHEIGHT"),
+    ("confidence_threshold", float, "0..1; less confident pixels are published as 255 (unlabeled)."),
+    ("autostart", bool, "Configure and activate at start: true | false (false under a lifecycle manager)"),
+    ("use_sim_time", bool, "Use /clock (simulation, rosbag play --clock): true | false"),
 )
 
 
-def generate_launch_description() -> LaunchDescription:
-    args = [DeclareLaunchArgument(name, default_value=default, description=text)
-            for name, default, text in ARGUMENTS]
+def parameter_overrides(context: LaunchContext) -> dict[str, ParameterValue]:
+    """The parameter arguments that were given, typed as the node declares them."""
+    overrides = {}
+    for name, kind, _ in PARAMETER_ARGUMENTS:
+        text = LaunchConfiguration(name).perform(context)
+        if text != "":
+            overrides[name] = ParameterValue(LaunchConfiguration(name), value_type=kind)
+    return overrides
+
+
+def _nodes(context: LaunchContext) -> list[Node]:
+    namespace = LaunchConfiguration("namespace")
     image = LaunchConfiguration("image")
-    segmentation = Node(
+    overrides = parameter_overrides(context)
+    segmentation = LifecycleNode(
         package="seg_perception",
         executable="segmentation_node",
-        name="segmentation_node",
-        namespace=LaunchConfiguration("namespace"),
+        name=NODE_NAME,
+        namespace=namespace,
         output="screen",
-        parameters=[
-            LaunchConfiguration("params_file"),
-            {
-                "model": LaunchConfiguration("model"),
-                "device": LaunchConfiguration("device"),
-                "input_transport": IfElseSubstitution(LaunchConfiguration("use_compressed"),
-                                                      if_value="compressed", else_value="raw"),
-            },
-        ],
+        parameters=[LaunchConfiguration("params_file"), overrides] if overrides
+        else [LaunchConfiguration("params_file")],
         remappings=[
             ("image", image),
             ("image/compressed", [image, "/compressed"]),
@@ -60,12 +87,22 @@ def generate_launch_description() -> LaunchDescription:
         ],
         arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
     )
+    # RViz subscribes the config's relative topics (segmentation/...) inside this namespace.
     rviz = Node(
         package="rviz2",
         executable="rviz2",
         name="seg_perception_rviz",
-        namespace=LaunchConfiguration("namespace"),
-        arguments=["-d", PathJoinSubstitution([FindPackageShare("seg_perception"), "config", "segmentation.rviz"])],
+        namespace=namespace,
+        arguments=["-d", LaunchConfiguration("rviz_config")],
+        parameters=[{"use_sim_time": overrides["use_sim_time"]}] if "use_sim_time" in overrides else [],
         condition=IfCondition(LaunchConfiguration("use_rviz")),
     )
-    return LaunchDescription([*args, segmentation, rviz])
+    return [segmentation, rviz]
+
+
+def generate_launch_description() -> LaunchDescription:
+    declared = [DeclareLaunchArgument(name, default_value=default, description=text)
+                for name, default, text in ARGUMENTS]
+    declared += [DeclareLaunchArgument(name, default_value="", description=f"{text} Unset: the params file's.")
+                 for name, _, text in PARAMETER_ARGUMENTS]
+    return LaunchDescription([*declared, OpaqueFunction(function=_nodes)])

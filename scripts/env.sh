@@ -10,6 +10,16 @@ export CMAKE_PREFIX_PATH="$_sp_root/install/seg_perception:$_sp_root/.venv"
 # development tooling (devtools/: the node harness and the demo; bench/), never installed.
 export PYTHONPATH="$_sp_root/install/seg_perception/lib/python3.11/site-packages${PYTHONPATH:+:$PYTHONPATH}:$_sp_root"
 export LD_LIBRARY_PATH="$_sp_root/install/seg_perception/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# The upstream interfaces built by scripts/setup_upstream.sh (bond, composition_interfaces,
+# vision_msgs, ...), when present: behind this package, in front of the venv.
+if [ -d "$_sp_root/build/upstream/install" ]; then
+  _sp_up="$_sp_root/build/upstream/install"
+  export AMENT_PREFIX_PATH="$_sp_root/install/seg_perception:$_sp_up:${AMENT_PREFIX_PATH#"$_sp_root/install/seg_perception:"}"
+  export CMAKE_PREFIX_PATH="$_sp_root/install/seg_perception:$_sp_up:$_sp_root/.venv"
+  export PYTHONPATH="$_sp_up/lib/python3.11/site-packages:$PYTHONPATH"
+  export LD_LIBRARY_PATH="$_sp_up/lib:$LD_LIBRARY_PATH"
+  unset _sp_up
+fi
 # Large images across processes: shared-memory transport with 64 MB segments (see README).
 export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_sp_root/config/fastdds_shm.xml}"
 export RMW_IMPLEMENTATION=rmw_fastrtps_cpp

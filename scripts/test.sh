@@ -17,4 +17,15 @@ targets=(test)
 for arg in "$@"; do
   case "$arg" in test/*|test) targets=() ;; esac
 done
-exec "$root/.venv/bin/pytest" --import-mode=importlib -p no:cacheprovider -q "$@" "${targets[@]}"
+if [ "$#" -gt 0 ]; then
+  exec "$root/.venv/bin/pytest" --import-mode=importlib -p no:cacheprovider -q "$@" "${targets[@]}"
+fi
+# The whole suite (`make test`): everything here, then the ROS-free tests again under the stock
+# Ubuntu 24.04 + Jazzy versions (OpenCV 4.6, numpy 1.26); fails if either fails.
+main=0
+"$root/.venv/bin/pytest" --import-mode=importlib -p no:cacheprovider -q "${targets[@]}" || main=$?
+echo "[test] the ROS-free tests again under the stock versions (scripts/test_stock.sh)"
+stock=0
+bash "$root/scripts/test_stock.sh" || stock=$?
+echo "[test] main suite: exit $main; stock-version suite: exit $stock"
+[ "$main" -eq 0 ] && [ "$stock" -eq 0 ]

@@ -59,10 +59,10 @@ _EMPTY = np.zeros(0, np.uint8)
 
 
 class CdrError(ImageFormatError):
-    """Bytes that are not a well-formed CDR message of the expected type (kind 'message')."""
+    """Bytes that are not a well-formed CDR message of the expected type (kind 'corrupt')."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, kind="message")
+        super().__init__(message, kind="corrupt")
 
 
 def read(raw: bytes | memoryview, typename: str) -> Any:

@@ -38,9 +38,6 @@ __all__ = [
     "has_non_finite_xyz",
     "labelled_cloud_array",
     "pack_rgb",
-    "read_field",
-    "read_xyz",
-    "unpack_rgb",
     "xyz_cloud_array",
 ]
 
@@ -120,20 +117,6 @@ def pack_rgb(palette_lut: np.ndarray) -> np.ndarray:
         raise ValueError(f"palette must have shape (256, 3), got {palette_lut.shape}")
     rgb = palette_lut.astype(np.uint32)
     return (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
-
-
-def unpack_rgb(rgb: np.ndarray) -> np.ndarray:
-    """(..., 3) uint8 RGB from packed rgb given as float32 (PCL convention) or uint32."""
-    bits = np.ascontiguousarray(rgb)
-    if bits.dtype.kind == "f":
-        if bits.dtype.itemsize != 4:
-            raise TypeError(f"packed rgb must be float32 or uint32, got {bits.dtype}")
-        # Reinterpret, never convert: the packed value is a bit pattern, not a number.
-        bits = bits.astype(bits.dtype.newbyteorder("="), copy=False).view(np.uint32)
-    bits = bits.astype(np.uint32, copy=False)
-    return np.stack(
-        [(bits >> 16) & 0xFF, (bits >> 8) & 0xFF, bits & 0xFF], axis=-1
-    ).astype(np.uint8)
 
 
 def labelled_cloud_array(
@@ -237,41 +220,3 @@ def fill_pointcloud2(
     else:
         msg.data = raw.tobytes()
     return msg
-
-
-def _cloud_records(msg: Any, fields: Sequence[Any]) -> np.ndarray:
-    """Flat (height * width,) structured view of ``msg.data`` holding ``fields``."""
-    height, width, point_step = int(msg.height), int(msg.width), int(msg.point_step)
-    row_step = int(msg.row_step)
-    dtype = fields_dtype(fields, point_step, bool(msg.is_bigendian))
-    buf = np.frombuffer(msg.data, dtype=np.uint8)
-    if buf.size < row_step * height:
-        raise ValueError(f"data holds {buf.size} bytes, expected {row_step * height}")
-    if row_step == point_step * width:
-        return buf[: row_step * height].view(dtype)
-    # Padded rows: drop the padding before reinterpreting the points.
-    rows = buf[: row_step * height].reshape(height, row_step)[:, : point_step * width]
-    return np.ascontiguousarray(rows).reshape(-1).view(dtype)
-
-
-def _find_fields(msg: Any, names: Sequence[str]) -> list[Any]:
-    by_name = {f.name: f for f in msg.fields}
-    missing = [n for n in names if n not in by_name]
-    if missing:
-        raise KeyError(f"cloud has no field(s) {missing}; it has {sorted(by_name)}")
-    return [by_name[n] for n in names]
-
-
-def read_field(msg: Any, name: str) -> np.ndarray:
-    """One field of a PointCloud2(-like) message as a flat (height * width,) array."""
-    records = _cloud_records(msg, _find_fields(msg, [name]))
-    return records[name].astype(records.dtype[name].newbyteorder("="))
-
-
-def read_xyz(msg: Any) -> np.ndarray:
-    """(height * width, 3) float32 x, y, z of a PointCloud2(-like) message, row-major order."""
-    records = _cloud_records(msg, _find_fields(msg, ["x", "y", "z"]))
-    xyz = np.empty((len(records), 3), dtype=np.float32)
-    for axis, name in enumerate(("x", "y", "z")):
-        xyz[:, axis] = records[name]
-    return xyz

@@ -26,16 +26,25 @@ from __future__ import annotations
 
 from array import array as _PyArray
 from collections.abc import Callable
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Any, Final, Literal
 
 import cv2
 import numpy as np
+import simplejpeg
+
+from .image_headers import read_header
+from .wire_text import wire_text
 
 __all__ = [
+    "DEFAULT_IMAGE_LIMITS",
+    "DEFAULT_MAX_IMAGE_PIXELS",
     "ImageFormatError",
+    "ImageLimits",
     "SUPPORTED_COLOR_ENCODINGS",
     "SUPPORTED_DEPTH_ENCODINGS",
     "compressed_to_rgb",
+    "check_image_geometry",
     "depth_to_meters",
     "fill_compressed",
     "fill_image",
@@ -44,16 +53,90 @@ __all__ = [
 ]
 
 
+ProblemKind = Literal["encoding", "empty", "step", "data_size", "layout", "too_large", "corrupt", "format"]
+"""encoding: unknown encoding; empty: no pixels; step: rows shorter than a row of pixels;
+data_size: data shorter than step * height or not bytes; layout: a size the encoding cannot have
+(odd width for yuv422); too_large: above ImageLimits; corrupt: the codec failed or warned;
+format: a compressed payload that is no image format we read."""
+
+
 class ImageFormatError(ValueError):
     """A message cannot be decoded: unknown encoding, bad geometry or corrupt data.
 
-    `kind` names the kind of problem (encoding, geometry, data, corrupt) for log throttling:
-    messages embed per-frame numbers, kinds do not.
+    ``kind`` names the class of problem with a fixed word, so a caller can count and throttle
+    per kind: the text quotes the message and differs from one bad message to the next.
     """
 
-    def __init__(self, message: str, kind: str = "data") -> None:
-        super().__init__(message)
-        self.kind = kind
+    def __init__(self, text: str, kind: ProblemKind) -> None:
+        super().__init__(text)
+        self.kind: ProblemKind = kind
+
+
+DEFAULT_MAX_IMAGE_PIXELS: Final = 7680 * 4320
+"""8K UHD: above every camera a robot carries, ~100 MB as rgb8."""
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """The largest image decoded; anything bigger is refused before allocation.
+
+    ``max_bytes`` bounds the bytes a decoder or a raw message's rows may take (``step * height``
+    for raw images, the decoded size for compressed ones): 8 per pixel leaves room for 4-byte
+    pixels (rgba8, 32FC1) in rows padded to twice their width.
+    """
+
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+
+    def __post_init__(self) -> None:
+        if self.max_pixels < 1:
+            raise ValueError(f"max_pixels must be >= 1, got {self.max_pixels}")
+
+    @property
+    def max_bytes(self) -> int:
+        return 8 * self.max_pixels
+
+    def check(self, width: int, height: int, decoded_bytes: int, what: str = "image") -> None:
+        if width * height > self.max_pixels or decoded_bytes > self.max_bytes:
+            raise ImageFormatError(
+                f"{what} of {width}x{height} pixels ({decoded_bytes / 1e6:.0f} MB) exceeds the limit of "
+                f"{self.max_pixels} pixels / {self.max_bytes / 1e6:.0f} MB (parameter max_image_pixels)",
+                "too_large",
+            )
+
+
+DEFAULT_IMAGE_LIMITS: Final = ImageLimits()
+
+
+def check_image_geometry(
+    width: int, height: int, step: int, bytes_per_pixel: int, data_size: int,
+    limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
+) -> None:
+    """A raw image's declared geometry, checked before any pixel is touched.
+
+    Plain integers in, so any reader of the message (a deserialized object or a view into
+    serialized bytes) can call it.
+
+    Raises:
+        ImageFormatError: empty, too large, ``step`` shorter than a row or ``data`` shorter
+            than ``step * height``.
+    """
+    if height <= 0 or width <= 0:
+        raise ImageFormatError(f"empty image ({width}x{height})", "empty")
+    limits.check(width, height, step * height, "raw image")
+    row_bytes = width * bytes_per_pixel
+    if step < row_bytes:
+        raise ImageFormatError(
+            f"step {step} < width*bytes_per_pixel {row_bytes} "
+            f"(width {width}, {bytes_per_pixel} bytes per pixel)",
+            "step",
+        )
+    expected = step * height
+    if data_size < expected:
+        raise ImageFormatError(
+            f"data is {data_size} bytes, expected step*height = {expected} "
+            f"(step {step}, height {height})",
+            "data_size",
+        )
 
 
 _Converter = Callable[[np.ndarray], np.ndarray]
@@ -131,7 +214,7 @@ def _canonical_encoding(encoding: Any) -> str:
 def _data_bytes(data: Any) -> np.ndarray:
     """``data`` as a flat uint8 array, without copying whenever the buffer allows it."""
     if data is None:
-        raise ImageFormatError("message has no data")
+        raise ImageFormatError("message has no data", "data_size")
     try:
         return np.frombuffer(data, dtype=np.uint8)
     except (TypeError, ValueError, BufferError):
@@ -141,37 +224,26 @@ def _data_bytes(data: Any) -> np.ndarray:
         try:
             return np.asarray(data, dtype=np.uint8)
         except (OverflowError, ValueError, TypeError) as exc:
-            raise ImageFormatError(f"data is not a sequence of bytes: {exc}") from exc
+            raise ImageFormatError(f"data is not a sequence of bytes: {exc}", "data_size") from exc
     try:
         return np.ascontiguousarray(np.asarray(data)).reshape(-1).view(np.uint8)
     except (TypeError, ValueError) as exc:
         raise ImageFormatError(
-            f"data of type {type(data).__name__} is not a byte buffer"
+            f"data of type {type(data).__name__} is not a byte buffer", "data_size"
         ) from exc
 
 
-def _pixels(msg: Any, channels: int, itemsize: int, kind: str) -> np.ndarray:
+def _pixels(msg: Any, channels: int, itemsize: int, kind: str, limits: ImageLimits) -> np.ndarray:
     """View of the message's pixels as (H, W) or (H, W, C), honoring step and endianness.
 
     Padding bytes at the end of each row are sliced away, so the view is
     non-contiguous when ``step`` exceeds the packed row size.
     """
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if height <= 0 or width <= 0:
-        raise ImageFormatError(f"empty image ({width}x{height})", "geometry")
-    row_bytes = width * channels * itemsize
-    if step < row_bytes:
-        raise ImageFormatError(
-            f"step {step} < width*bytes_per_pixel {row_bytes} "
-            f"(width {width}, {channels * itemsize} bytes per pixel)", "geometry"
-        )
     flat = _data_bytes(msg.data)
+    check_image_geometry(width, height, step, channels * itemsize, flat.size, limits)
+    row_bytes = width * channels * itemsize
     expected = step * height
-    if flat.size < expected:
-        raise ImageFormatError(
-            f"data is {flat.size} bytes, expected step*height = {expected} "
-            f"(step {step}, height {height})", "geometry"
-        )
     rows = flat[:expected].reshape(height, step)[:, :row_bytes]
     if itemsize > 1:
         order = ">" if msg.is_bigendian else "<"
@@ -183,11 +255,12 @@ def _pixels(msg: Any, channels: int, itemsize: int, kind: str) -> np.ndarray:
 
 def _unsupported(encoding: str, supported: tuple[str, ...], hint: str = "") -> ImageFormatError:
     return ImageFormatError(
-        f"unsupported encoding {encoding!r} (supported: {', '.join(supported)}){hint}", "encoding"
+        f"unsupported encoding {wire_text(encoding)} (supported: {', '.join(supported)}){hint}",
+        "encoding",
     )
 
 
-def image_to_rgb(msg: Any) -> np.ndarray:
+def image_to_rgb(msg: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> np.ndarray:
     """Decode a ``sensor_msgs/Image``-like message to an HxWx3 uint8 RGB array.
 
     For packed ``rgb8`` the result is a read-only view of ``msg.data`` (no
@@ -196,9 +269,9 @@ def image_to_rgb(msg: Any) -> np.ndarray:
     other case returns a fresh C-contiguous array.
 
     Raises:
-        ImageFormatError: unknown encoding, empty image, ``step`` shorter than
-            a row, ``data`` shorter than ``step * height`` or odd width for
-            yuv422.
+        ImageFormatError: unknown encoding, empty or too large image (``limits``),
+            ``step`` shorter than a row, ``data`` shorter than ``step * height``
+            or odd width for yuv422.
     """
     encoding = _canonical_encoding(msg.encoding)
     layout = _COLOR_LAYOUTS.get(encoding)
@@ -208,13 +281,13 @@ def image_to_rgb(msg: Any) -> np.ndarray:
     channels, itemsize, convert = layout
     if encoding in _YUV422_ENCODINGS and int(msg.width) % 2:
         # Two pixels share one chroma pair, so an odd width has no valid layout.
-        raise ImageFormatError(f"{encoding} needs an even width, got width {int(msg.width)}", "geometry")
-    pixels = _pixels(msg, channels, itemsize, "u")
+        raise ImageFormatError(f"{encoding} needs an even width, got width {int(msg.width)}", "layout")
+    pixels = _pixels(msg, channels, itemsize, "u", limits)
     try:
         return convert(pixels)
     except cv2.error as exc:
         # Demosaicing rejects images too small to hold a 2x2 pattern, for instance.
-        raise ImageFormatError(f"cannot convert {encoding} image: {exc}") from exc
+        raise ImageFormatError(f"cannot convert {encoding} image: {exc}", "corrupt") from exc
 
 
 def _compressed_payload_is_rgb(fmt: str) -> bool:
@@ -225,37 +298,96 @@ def _compressed_payload_is_rgb(fmt: str) -> bool:
     return bool(sep) and stored.strip().lower().startswith("rgb")
 
 
-def compressed_to_rgb(msg: Any) -> np.ndarray:
-    """Decode a ``sensor_msgs/CompressedImage``-like message (JPEG/PNG) to HxWx3 uint8 RGB.
+def compressed_to_rgb(msg: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> np.ndarray:
+    """Decode a ``sensor_msgs/CompressedImage``-like message to HxWx3 uint8 RGB.
+
+    The payload's own header names the codec (the ``format`` string only says how channels
+    are stored) and its size, which is checked against ``limits`` before any decoding, so a
+    decompression bomb costs microseconds. JPEG, PNG, TIFF and BMP payloads are accepted:
+    image_transport's formats plus the two trivial ones.
+
+    JPEG goes through libjpeg-turbo in strict mode (simplejpeg): the warnings libjpeg gives
+    for a damaged entropy-coded stream ("Corrupt JPEG data: premature end of data segment",
+    "extraneous bytes before marker", "bad Huffman code"), which cv2.imdecode only prints to
+    stderr while returning a half-garbage image, reject the frame. JPEG has no checksum, so
+    damage that still decodes to a valid stream (a flipped bit, most often) cannot be seen.
 
     Grayscale payloads are expanded to three equal channels.
 
     Raises:
-        ImageFormatError: empty or corrupt payload, or a format OpenCV cannot decode
-            (``compressedDepth`` streams included).
+        ImageFormatError: empty, too large, corrupt or unsupported payload (``compressedDepth``
+            streams included); ``kind`` says which.
     """
     fmt = str(getattr(msg, "format", "") or "")
     if "compresseddepth" in fmt.lower():
         raise ImageFormatError(
-            f"unsupported compressed image (format {fmt!r}): compressedDepth streams "
-            "carry a depth header, not a plain image", "encoding"
+            f"unsupported compressed image (format {wire_text(fmt)}): compressedDepth streams "
+            "carry a depth header, not a plain image",
+            "format",
         )
     buffer = _data_bytes(msg.data)
     if buffer.size == 0:
-        raise ImageFormatError(f"empty compressed image (format {fmt!r})")
-    flag = cv2.IMREAD_COLOR_BGR if _compressed_payload_is_rgb(fmt) else cv2.IMREAD_COLOR_RGB
-    try:
-        decoded = cv2.imdecode(buffer, flag)
-    except cv2.error as exc:
+        raise ImageFormatError(f"empty compressed image (format {wire_text(fmt)})", "empty")
+    header = read_header(buffer.data)
+    if header is None:
         raise ImageFormatError(
-            f"corrupt or unsupported compressed image (format {fmt!r})", "corrupt"
-        ) from exc
-    if decoded is None or decoded.ndim != 3 or decoded.shape[2] != 3:
-        raise ImageFormatError(f"corrupt or unsupported compressed image (format {fmt!r})", "corrupt")
+            f"corrupt or unsupported compressed image (format {wire_text(fmt)}): the payload does "
+            "not start with a readable JPEG, PNG, TIFF or BMP header",
+            "format",
+        )
+    if header.width <= 0 or header.height <= 0:
+        raise ImageFormatError(f"empty compressed image ({header.width}x{header.height} {header.codec})", "empty")
+    limits.check(header.width, header.height, header.decoded_bytes, f"compressed {header.codec} image")
+    stored_rgb = _compressed_payload_is_rgb(fmt)
+    if header.codec == "jpeg" and header.channels in (1, 3):
+        decoded = _decode_jpeg(buffer, stored_rgb, fmt)
+    else:  # PNG, TIFF, BMP, and 4-channel (CMYK) JPEG, which libjpeg-turbo cannot turn into RGB
+        decoded = _decode_opencv(buffer, stored_rgb, fmt)
+    if decoded.shape[:2] != (header.height, header.width):
+        raise ImageFormatError(
+            f"compressed {header.codec} image decoded to {decoded.shape[1]}x{decoded.shape[0]}, its "
+            f"header said {header.width}x{header.height}",
+            "corrupt",
+        )
     return decoded
 
 
-def depth_to_meters(msg: Any) -> np.ndarray:
+def _decode_jpeg(buffer: np.ndarray, stored_rgb: bool, fmt: str) -> np.ndarray:
+    try:
+        # A payload stored as RGB went through an encoder that assumed BGR: decoding it "as
+        # BGR" gives the stored channel order back.
+        decoded = simplejpeg.decode_jpeg(buffer, colorspace="BGR" if stored_rgb else "RGB", strict=True)
+    except ValueError as exc:
+        raise ImageFormatError(
+            f"corrupt JPEG (format {wire_text(fmt)}): {wire_text(str(exc), 80)}", "corrupt"
+        ) from exc
+    return np.asarray(decoded)
+
+
+# OpenCV 4.11 added RGB decoding; before that (Jazzy's 4.6) decode BGR and swap.
+_IMREAD_RGB: Final[int | None] = getattr(cv2, "IMREAD_COLOR_RGB", None)
+
+
+def _decode_opencv(buffer: np.ndarray, stored_rgb: bool, fmt: str) -> np.ndarray:
+    try:
+        if stored_rgb or _IMREAD_RGB is None:
+            decoded = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+            if decoded is not None and not stored_rgb:
+                decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+        else:
+            decoded = cv2.imdecode(buffer, _IMREAD_RGB)
+    except cv2.error as exc:
+        raise ImageFormatError(
+            f"corrupt or unsupported compressed image (format {wire_text(fmt)})", "corrupt"
+        ) from exc
+    if decoded is None or decoded.ndim != 3 or decoded.shape[2] != 3:
+        raise ImageFormatError(
+            f"corrupt or unsupported compressed image (format {wire_text(fmt)})", "corrupt"
+        )
+    return decoded
+
+
+def depth_to_meters(msg: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> np.ndarray:
     """Decode a REP 118 depth image to an HxW float32 array in meters, NaN where invalid.
 
     ``16UC1`` is millimeters with 0 = no return; ``32FC1`` is meters where 0,
@@ -264,16 +396,16 @@ def depth_to_meters(msg: Any) -> np.ndarray:
     purpose: downstream projection treats every such pixel alike.
 
     Raises:
-        ImageFormatError: an encoding other than REP 118's, or bad geometry/data.
+        ImageFormatError: an encoding other than REP 118's, bad geometry/data or too large.
     """
     encoding = _canonical_encoding(msg.encoding)
     if encoding == "16UC1":
-        millimeters = _pixels(msg, 1, 2, "u")
+        millimeters = _pixels(msg, 1, 2, "u", limits)
         meters = np.multiply(millimeters, np.float32(1e-3), dtype=np.float32)
         meters[millimeters == 0] = np.nan
         return meters
     if encoding == "32FC1":
-        raw = _pixels(msg, 1, 4, "f")
+        raw = _pixels(msg, 1, 4, "f", limits)
         # NaN compares False, so it falls into the invalid branch with the rest.
         valid = (raw > 0) & (raw < np.inf)
         return np.where(valid, raw, np.float32(np.nan)).astype(np.float32, copy=False)
@@ -366,48 +498,3 @@ def pack_image(array: np.ndarray, encoding: str) -> tuple[np.ndarray, str, int]:
     channels, dtype = layout
     packed = _checked_array(array, canonical, channels, dtype)
     return packed, canonical, int(packed.shape[1]) * channels * dtype.itemsize
-
-
-_JPEG_NAMES: Final = frozenset({"jpeg", "jpg"})
-
-
-def fill_compressed(msg: Any, array: np.ndarray, fmt: str = "png") -> Any:
-    """Fill a ``CompressedImage``-like message for an image_transport ``<topic>/compressed``.
-
-    ``array`` is HxW uint8 (mono8, e.g. a label mask) or HxWx3 uint8 RGB.
-    Format strings follow compressed_image_transport, so its subscribers and
-    ``compressed_to_rgb`` decode the colors right: ``"mono8; png compressed
-    mono8"``, ``"rgb8; png compressed bgr8"``, ``"rgb8; jpeg compressed bgr8"``.
-
-    Raises:
-        ValueError: unknown ``fmt``, wrong shape/dtype, or JPEG for a mono8 image.
-    """
-    codec = fmt.strip().lower()
-    if codec not in _JPEG_NAMES and codec != "png":
-        raise ValueError(f"unsupported compressed format {fmt!r} (supported: png, jpeg)")
-    arr = np.asarray(array)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    is_mono = arr.ndim == 2
-    encoding = "mono8" if is_mono else "rgb8"
-    pixels = _checked_array(arr, encoding, 1 if is_mono else 3, np.dtype(np.uint8))
-    if is_mono and codec in _JPEG_NAMES:
-        raise ValueError(
-            "refusing JPEG for a mono8 image: JPEG is lossy and smears values across "
-            "block edges, which turns class ids at region boundaries into other, "
-            "wrong classes; use png"
-        )
-    extension = ".jpg" if codec in _JPEG_NAMES else ".png"
-    if is_mono:
-        stored = "mono8"
-    else:
-        # cv2.imencode assumes BGR, and image_transport subscribers expect bgr8 payloads.
-        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
-        stored = "bgr8"
-    ok, encoded = cv2.imencode(extension, pixels)
-    if not ok:
-        raise ValueError(f"cv2.imencode failed for {encoding} {extension}")
-    codec_name = "jpeg" if codec in _JPEG_NAMES else "png"
-    msg.format = f"{encoding}; {codec_name} compressed {stored}"
-    _set_data(msg, encoded)
-    return msg

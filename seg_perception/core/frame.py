@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from . import clouds, projection
-from .conversions import ImageFormatError, compressed_to_rgb, depth_to_meters, image_to_rgb
-from .errors import first_line
+from .calibration import CalibrationError, intrinsics_from_camera_info
+from .conversions import (DEFAULT_IMAGE_LIMITS, ImageFormatError, ImageLimits, compressed_to_rgb, depth_to_meters,
+                          image_to_rgb)
 from .labels import ClassMap
 from .pipeline import SegmentationOptions, SegmentationPipeline, SegmentationResult
 from .runtimes.loader import load_model, warm_up
@@ -63,6 +64,8 @@ class FrameRequest:
     min_range: float = 0.1
     max_range: float = 10.0
     voxel_size: float = 0.0
+    limits: ImageLimits = DEFAULT_IMAGE_LIMITS
+    """The largest color or depth image decoded (parameter max_image_pixels)."""
 
     @property
     def clouds(self) -> bool:
@@ -76,6 +79,8 @@ class DepthFrame:
 
     image: Any
     info: Any | None
+    info_topic: str = "depth/camera_info"
+    """Where `info` came from, to name it when it is refused."""
 
 
 @dataclass
@@ -102,9 +107,9 @@ class FrameOutputs:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-def decode_color(image: Any) -> np.ndarray:
+def decode_color(image: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> np.ndarray:
     """HxWx3 uint8 RGB from a raw or compressed image message (`format` tells them apart)."""
-    return compressed_to_rgb(image) if hasattr(image, "format") else image_to_rgb(image)
+    return compressed_to_rgb(image, limits) if hasattr(image, "format") else image_to_rgb(image, limits)
 
 
 class FrameProcessor:
@@ -144,7 +149,7 @@ class FrameProcessor:
         status = FrameStatus()
         t0 = time.perf_counter()
         try:
-            rgb = decode_color(image)
+            rgb = decode_color(image, request.limits)
         except ImageFormatError as exc:
             status.image_error, status.image_error_kind = str(exc), exc.kind
             return FrameOutputs(status)
@@ -169,7 +174,7 @@ class FrameProcessor:
             status.depth = DepthStatus.UNPAIRED
             return
         try:
-            depth_m = depth_to_meters(frame.image)
+            depth_m = depth_to_meters(frame.image, request.limits)
         except ImageFormatError as exc:
             status.depth, status.depth_error = DepthStatus.REJECTED, str(exc)
             return
@@ -178,12 +183,15 @@ class FrameProcessor:
             status.depth_error = "neither depth/camera_info nor camera_info has arrived: cannot project"
             return
         h, w = labels.shape
+        info = frame.info
         try:
-            intrinsics = projection.Intrinsics.from_camera_info_k(
-                list(frame.info.k), frame.info.width or depth_m.shape[1],
-                frame.info.height or depth_m.shape[0]).scaled(w, h)
-        except ValueError as exc:
-            status.depth, status.depth_error = DepthStatus.BAD_INTRINSICS, first_line(exc)
+            # Never a cloud from a calibration that makes it empty (NaN principal point) or
+            # degenerate (infinite focal length): refused with the reason instead.
+            intrinsics = intrinsics_from_camera_info(
+                list(info.k), int(info.width), int(info.height), depth_m.shape[1], depth_m.shape[0],
+                list(getattr(info, "d", ())), list(getattr(info, "p", ()))).scaled(w, h)
+        except CalibrationError as exc:
+            status.depth, status.depth_error = DepthStatus.BAD_INTRINSICS, f"{frame.info_topic}: {exc}"
             return
         points = projection.project_organized(projection.resample_depth(depth_m, w, h), intrinsics, self._rays)
         out.cloud_frame_id = str(frame.image.header.frame_id)

@@ -164,12 +164,17 @@ class ClassMap:
 
     def class_shares(self, labels: np.ndarray) -> dict[str, float]:
         """Fraction of pixels per class name (plus 'unlabeled' when present)."""
-        counts = np.bincount(labels.ravel(), minlength=256)
-        total = max(int(labels.size), 1)
-        shares = {c.name: counts[c.id] / total for c in self.classes}
-        if counts[UNLABELED]:
-            shares["unlabeled"] = counts[UNLABELED] / total
-        return shares
+        shares = label_shares(labels)
+        named = {c.name: shares[c.id] for c in self.classes}
+        if shares[UNLABELED]:
+            named["unlabeled"] = shares[UNLABELED]
+        return named
+
+
+def label_shares(labels: np.ndarray) -> np.ndarray:
+    """(256,) float64: the fraction of `labels`' pixels holding each id (all zero when empty)."""
+    counts = np.bincount(np.asarray(labels, np.uint8).ravel(), minlength=256)
+    return counts / max(int(labels.size), 1)
 
 
 def _color_tuple(value: Sequence[int]) -> tuple[int, int, int]:

@@ -37,26 +37,6 @@ class StampPairer(Generic[T]):
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self._items: deque[tuple[int, T]] = deque(maxlen=capacity)
         self._cond = threading.Condition()
-        self._paired = 0
-        self._unpaired = 0
-
-    @property
-    def capacity(self) -> int:
-        return self._items.maxlen or 0
-
-    @property
-    def paired(self) -> int:
-        """Number of ``match``/``wait_match`` calls that returned an item."""
-        return self._paired
-
-    @property
-    def unpaired(self) -> int:
-        """Number of ``match``/``wait_match`` calls that returned None."""
-        return self._unpaired
-
-    def __len__(self) -> int:
-        with self._cond:
-            return len(self._items)
 
     def add(self, stamp_ns: int, item: T) -> None:
         """Store ``item``, evicting the oldest arrival when full, and wake waiting matchers."""
@@ -64,15 +44,11 @@ class StampPairer(Generic[T]):
             self._items.append((int(stamp_ns), item))
             self._cond.notify_all()
 
-    def clear(self) -> None:
-        with self._cond:
-            self._items.clear()
-
     def match(self, stamp_ns: int, tolerance_ns: int) -> T | None:
         """The item whose stamp is closest to ``stamp_ns`` within ``tolerance_ns``, else None."""
         _check_tolerance(tolerance_ns)
         with self._cond:
-            return self._count(self._closest(stamp_ns, tolerance_ns))
+            return _item(self._closest(stamp_ns, tolerance_ns))
 
     def wait_match(self, stamp_ns: int, tolerance_ns: int, timeout_s: float) -> T | None:
         """Like :meth:`match`, but wait up to ``timeout_s`` for a matching item to be added.
@@ -87,7 +63,7 @@ class StampPairer(Generic[T]):
                 found = self._closest(stamp_ns, tolerance_ns)
                 remaining = deadline - time.monotonic()
                 if found is not None or remaining <= 0.0:
-                    return self._count(found)
+                    return _item(found)
                 self._cond.wait(remaining)
 
     def _closest(self, stamp_ns: int, tolerance_ns: int) -> tuple[int, T] | None:
@@ -100,12 +76,10 @@ class StampPairer(Generic[T]):
                 best, best_error = (stamp, item), error
         return best
 
-    def _count(self, found: tuple[int, T] | None) -> T | None:
-        if found is None:
-            self._unpaired += 1
-            return None
-        self._paired += 1
-        return found[1]
+
+
+def _item(found: tuple[int, T] | None) -> T | None:
+    return None if found is None else found[1]
 
 
 def _check_tolerance(tolerance_ns: int) -> None:

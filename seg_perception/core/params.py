@@ -8,7 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .conversions import DEFAULT_MAX_IMAGE_PIXELS
 from .geometry import parse_output_size
+
+MIN_VOXEL_SIZE = 0.001
+"""Finest obstacle voxel grid (m). Finer is no filter at all for a depth camera, and voxel
+indices of a 1e-20 m grid overflow (they once merged a whole wall into one point)."""
+MAX_IMAGE_PIXELS = 2**27
+"""Upper bound of max_image_pixels: 134 M pixels (16K), ~400 MB per rgb8 output."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +38,7 @@ class ParamDef:
 
 PARAMS: tuple[ParamDef, ...] = (
     # model
-    ParamDef("model", "selfie", "Built-in model name (selfie, selfie_landscape) or path to a TorchScript "
+    ParamDef("model", "selfie", "Built-in model name (selfie, selfie_landscape, drivable) or path to a TorchScript "
              "(.pt/.ts) or ONNX (.onnx) file with a description YAML beside it.", stage="configure"),
     ParamDef("model_description", "", "Path to the model description YAML; empty = <model>.yaml beside "
              "the model file. Ignored for built-in models.", stage="configure"),
@@ -49,7 +56,11 @@ PARAMS: tuple[ParamDef, ...] = (
              "(REP 2003 sensor data) receives from both best-effort and reliable publishers.",
              stage="configure", choices=("best_effort", "reliable")),
     ParamDef("image_qos_depth", 1, "QoS history depth of the image subscriptions. The worker always "
-             "processes only the newest frame.", stage="configure", min=1, max=100),
+             "processes only the newest frame; each queued 1080p frame holds 6 MB.", stage="configure", min=1, max=100),
+    ParamDef("max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS, "Largest image (width x height) decoded or "
+             "published: bigger raw or compressed frames are refused from their header before any "
+             "allocation (a 48 KB PNG can declare 20000x20000). Default 8K UHD.",
+             min=1, max=MAX_IMAGE_PIXELS),
     ParamDef("use_depth", True, "Subscribe 'depth' + 'depth/camera_info' and publish the labelled and "
              "obstacle clouds once depth arrives.", stage="configure"),
     ParamDef("depth_sync_tolerance", 0.005, "Max |stamp difference| (s) to pair a depth image with a color "
@@ -74,7 +85,8 @@ PARAMS: tuple[ParamDef, ...] = (
     ParamDef("min_range", 0.1, "Obstacle points closer than this (m, from the camera) are dropped.",
              min=0.0, max=1000.0),
     ParamDef("max_range", 10.0, "Obstacle points farther than this (m) are dropped.", min=0.0, max=1000.0),
-    ParamDef("voxel_size", 0.0, "Obstacle cloud voxel grid (m); 0 = every point.", min=0.0, max=10.0),
+    ParamDef("voxel_size", 0.0, f"Obstacle cloud voxel grid (m); 0 = every point, else at least "
+             f"{MIN_VOXEL_SIZE}.", min=0.0, max=10.0),
     ParamDef("output_reliability", "reliable", "QoS reliability of the outputs. reliable serves both "
              "reliable and best-effort subscribers.", stage="configure", choices=("best_effort", "reliable")),
     # operation
@@ -111,9 +123,15 @@ def validate(values: dict[str, Any], class_names: list[str] | None = None) -> st
             return f"{name} must be one of {list(pdef.choices)}, got '{value}'"
         if name == "output_size":
             try:
-                parse_output_size(value)
+                size = parse_output_size(value)
             except ValueError as exc:
                 return str(exc)
+            limit = values.get("max_image_pixels", BY_NAME["max_image_pixels"].default)
+            if isinstance(size, tuple) and size[0] * size[1] > limit:
+                return (f"output_size {size[0]}x{size[1]} is {size[0] * size[1]} pixels, above "
+                        f"max_image_pixels ({limit})")
+        if name == "voxel_size" and 0.0 < value < MIN_VOXEL_SIZE:
+            return f"voxel_size must be 0 (off) or at least {MIN_VOXEL_SIZE} m, got {value}"
         if name == "obstacle_classes" and class_names is not None:
             unknown = [c for c in value if c not in class_names]
             if unknown:

@@ -18,6 +18,7 @@ Conventions used throughout this module:
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -54,6 +55,11 @@ class Intrinsics:
     height: int
 
     def __post_init__(self) -> None:
+        if not all(math.isfinite(v) for v in (self.fx, self.fy, self.cx, self.cy)):
+            # NaN makes every point NaN, inf puts every point on the optical axis: both look like
+            # a valid, empty or degenerate cloud downstream. See core/calibration.py.
+            raise ValueError(f"intrinsics must be finite, got fx={self.fx}, fy={self.fy}, "
+                             f"cx={self.cx}, cy={self.cy}")
         if not (self.fx > 0.0 and self.fy > 0.0):
             # An all-zero K is what an uncalibrated driver publishes; projecting with it divides by 0.
             raise ValueError(f"focal lengths must be > 0, got fx={self.fx}, fy={self.fy}")
@@ -244,14 +250,22 @@ def _finite_voxel_centroids(pts: np.ndarray, voxel_size: float) -> np.ndarray:
         return np.empty((0, 3), dtype=np.float32)
     # Work on (3, N) rows: numpy reduces a contiguous row ~5x faster than a column of (N, 3).
     coords = np.ascontiguousarray(pts.T)
-    keys = np.floor(coords / np.float64(voxel_size)).astype(np.int64)
-    keys -= keys.min(axis=1, keepdims=True)
-    e0, e1, e2 = (int(e) + 1 for e in keys.max(axis=1))
+    # Voxel indices stay float64 until they are known to fit an int64: casting 1e30 (a tiny voxel
+    # over a metre) to int64 gives the same INT64_MIN for every point, i.e. one voxel for all.
+    with np.errstate(over="ignore"):  # overflow to inf is caught just below, with a reason
+        cells = np.floor(coords / np.float64(voxel_size))
+    if not np.isfinite(cells).all():
+        raise ValueError(f"voxel_size {voxel_size!r} is too small for coordinates up to "
+                         f"{float(np.abs(coords).max()):g} m: voxel indices overflow")
+    low = cells.min(axis=1, keepdims=True)
+    extent = cells.max(axis=1) - low[:, 0] + 1
     index_bits = max(1, (n - 1).bit_length())
 
     order: np.ndarray
     new_voxel: np.ndarray
-    if (e0 * e1 * e2).bit_length() + index_bits <= 63:
+    if extent.max() < 2.0**53 and math.prod(int(e) for e in extent).bit_length() + index_bits <= 63:
+        keys = (cells - low).astype(np.int64)  # exact: integers below 2^53
+        e1, e2 = int(extent[1]), int(extent[2])
         linear = (keys[0] * e1 + keys[1]) * e2 + keys[2]
         # The point index rides in the low bits of its voxel key, so one plain sort yields both
         # the grouping and the permutation: ~3x faster than argsort or unique(return_inverse).
@@ -259,11 +273,18 @@ def _finite_voxel_centroids(pts: np.ndarray, voxel_size: float) -> np.ndarray:
         order = packed & ((1 << index_bits) - 1)
         sorted_keys = packed >> index_bits
         new_voxel = sorted_keys[1:] != sorted_keys[:-1]
-    else:  # tiny voxels over a huge extent: keys do not fit one int64 with the index
-        order = np.lexsort((keys[2], keys[1], keys[0]))
-        sorted_rows = keys[:, order]
-        new_voxel = (sorted_rows[:, 1:] != sorted_rows[:, :-1]).any(axis=0)
+    else:
+        # Tiny voxels over a large extent: the keys do not fit one int64 with the index. Sort on
+        # the floored float indices themselves; distinct floats are distinct voxels even beyond
+        # 2^53, where they stop being consecutive integers.
+        order = np.lexsort((cells[2], cells[1], cells[0]))
+        sorted_cells = cells[:, order]
+        new_voxel = (sorted_cells[:, 1:] != sorted_cells[:, :-1]).any(axis=0)
+    return _centroids(coords, order, new_voxel, n)
 
+
+def _centroids(coords: np.ndarray, order: np.ndarray, new_voxel: np.ndarray, n: int) -> np.ndarray:
+    """Mean of each run of points (in ``order``) that ``new_voxel`` separates."""
     starts = np.flatnonzero(np.concatenate(([True], new_voxel)))
     counts = np.diff(np.append(starts, n))
     centroids = np.empty((len(starts), 3), dtype=np.float32)

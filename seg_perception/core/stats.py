@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import health
+
 OK, WARN, ERROR = 0, 1, 2
 
 
@@ -28,10 +30,19 @@ class RateWindow:
     def tick(self) -> None:
         self._times.append(self.clock())
 
-    def rate(self) -> float:
+    def _trim(self) -> float:
         now = self.clock()
         while self._times and now - self._times[0] > self.window:
             self._times.popleft()
+        return now
+
+    def count(self) -> int:
+        """Events in the last `window` seconds."""
+        self._trim()
+        return len(self._times)
+
+    def rate(self) -> float:
+        now = self._trim()
         if len(self._times) < 2:
             return 0.0
         span = max(now - self._times[0], self._times[-1] - self._times[0])
@@ -66,6 +77,19 @@ class Snapshot:
     depth_problems_since_cloud: int = 0
     depth_error: str = ""
     """The last depth problem (unpaired, rejected image, calibration), for the depth verdict."""
+    rejected_recent: int = 0
+    """Inputs rejected within the rate window."""
+    rejected_rate: float = 0.0
+    failed_rate: float = 0.0
+    dropped_rate: float = 0.0
+    last_rejection: str = ""
+    clock_problems: int = 0
+    """Frames whose stamp was in the future or far past (kept out of the latency statistics)."""
+    clock_problem: str = ""
+    """Set while the newest processed frame's stamp shows a clock problem."""
+    camera_info_rejected: int = 0
+    camera_info_problem: str = ""
+    """Set while the newest CameraInfo of some topic is unusable (names the topic)."""
     stages_ms: dict[str, float] = field(default_factory=dict)
     """Mean ms of each stage of a frame's way through the node (wait, read, decode, ..., publish)."""
 
@@ -78,31 +102,55 @@ class NodeStats:
         self._lock = threading.Lock()
         self._in = RateWindow(window, clock)
         self._out = RateWindow(window, clock)
+        self._rejected = RateWindow(window, clock)
+        self._failed = RateWindow(window, clock)
+        self._dropped = RateWindow(window, clock)
         self._inference: deque[float] = deque(maxlen=100)
         self._pipeline: deque[float] = deque(maxlen=100)
         self._latency: deque[float] = deque(maxlen=100)
         self._stages: dict[str, deque[float]] = {}
         self.frames_in = self.frames_out = self.dropped = self.rejected = 0
-        self.depth_unpaired = self.errors = 0
+        self.depth_unpaired = self.errors = self.clock_problems = self.camera_info_rejected = 0
         self._errors_since_output = 0
         self.clouds_out = self.depth_rejected = self.depth_calibration = 0
         self._depth_problems_since_cloud = 0
         self._depth_error = ""
+        self._last_input: float | None = None
+        self._last_rejection = ""
+        self._clock_problem = ""
+        self._camera_info_problems: dict[str, str] = {}
 
     def frame_received(self, dropped_previous: bool) -> None:
         with self._lock:
             self.frames_in += 1
             self.dropped += int(dropped_previous)
             self._in.tick()
+            if dropped_previous:
+                self._dropped.tick()
+            self._last_input = self.clock()
 
-    def frame_rejected(self) -> None:
+    def frame_rejected(self, reason: str = "") -> None:
+        """An input refused before segmentation; `reason` is already safe to show (bounded)."""
         with self._lock:
             self.rejected += 1
+            self._rejected.tick()
+            self._last_rejection = reason
 
     def frame_failed(self) -> None:
         with self._lock:
             self.errors += 1
             self._errors_since_output += 1
+            self._failed.tick()
+
+    def camera_info_invalid(self, topic: str, reason: str) -> None:
+        """The newest CameraInfo on `topic` cannot be used; the status says so until a good one comes."""
+        with self._lock:
+            self.camera_info_rejected += 1
+            self._camera_info_problems[topic] = reason
+
+    def camera_info_valid(self, topic: str) -> None:
+        with self._lock:
+            self._camera_info_problems.pop(topic, None)
 
     def depth_result(self, problem: str | None, detail: str = "") -> None:
         """One frame's depth outcome: None (clouds built), 'unpaired', 'rejected' or 'calibration'.
@@ -125,22 +173,34 @@ class NodeStats:
 
     def frame_done(self, inference_ms: float, pipeline_ms: float, latency_ms: float | None,
                    stages_ms: Mapping[str, float] | None = None) -> None:
-        """One frame published; `stages_ms` times its stages (keys are free-form stage names)."""
+        """A frame was segmented; `latency_ms` is now - stamp (None for an unstamped frame);
+        `stages_ms` times its stages (keys are free-form stage names).
+
+        A latency that shows a clock problem (stamp in the future or far past) is counted
+        and reported, never averaged with real latencies.
+        """
         with self._lock:
             self.frames_out += 1
             self._errors_since_output = 0
             self._out.tick()
             self._inference.append(inference_ms)
             self._pipeline.append(pipeline_ms)
-            if latency_ms is not None:
-                self._latency.append(latency_ms)
+            problem = None if latency_ms is None else health.stamp_problem(latency_ms / 1e3)
+            if problem is not None and latency_ms is not None:
+                self.clock_problems += 1
+                self._clock_problem = health.describe_stamp_problem(problem, latency_ms / 1e3)
+            else:
+                self._clock_problem = ""
+                if latency_ms is not None:
+                    self._latency.append(latency_ms)
             for name, ms in (stages_ms or {}).items():
                 self._stages.setdefault(name, deque(maxlen=100)).append(ms)
 
     def snapshot(self) -> Snapshot:
         with self._lock:
             lat = np.asarray(self._latency, np.float64)
-            last_in = self._in.last
+            last_in = self._last_input
+            camera = "; ".join(f"{topic}: {reason}" for topic, reason in sorted(self._camera_info_problems.items()))
             return Snapshot(
                 input_rate=self._in.rate(), output_rate=self._out.rate(),
                 inference_ms=float(np.mean(self._inference)) if self._inference else 0.0,
@@ -153,6 +213,11 @@ class NodeStats:
                 errors_since_output=self._errors_since_output, clouds_out=self.clouds_out,
                 depth_rejected=self.depth_rejected, depth_calibration=self.depth_calibration,
                 depth_problems_since_cloud=self._depth_problems_since_cloud, depth_error=self._depth_error,
+                rejected_recent=self._rejected.count(), rejected_rate=self._rejected.rate(),
+                failed_rate=self._failed.rate(), dropped_rate=self._dropped.rate(),
+                last_rejection=self._last_rejection, clock_problems=self.clock_problems,
+                clock_problem=self._clock_problem, camera_info_rejected=self.camera_info_rejected,
+                camera_info_problem=camera,
                 stages_ms={name: float(np.mean(values)) for name, values in self._stages.items()})
 
 
@@ -168,6 +233,16 @@ def verdict(snap: Snapshot, input_timeout: float, max_latency: float, last_error
         return WARN, "no image received yet (check the 'image' remapping and QoS)"
     if snap.seconds_since_input > input_timeout:
         return WARN, f"no image for {snap.seconds_since_input:.1f} s"
+    if snap.camera_info_problem:
+        return WARN, f"calibration refused, no clouds: {snap.camera_info_problem}"
+    if snap.clock_problem:
+        return WARN, f"clock problem ({snap.clock_problems} frames so far): {snap.clock_problem}"
+    slow = health.throughput_problem(snap.input_rate, snap.output_rate, snap.pipeline_ms, snap.dropped_rate,
+                                     snap.rejected_rate, snap.failed_rate)
+    if slow:
+        return WARN, slow
+    if snap.rejected_recent:
+        return WARN, f"{snap.rejected_recent} inputs rejected in the last seconds: {snap.last_rejection}"
     if snap.latency_p50_ms > max_latency * 1e3:
         return WARN, f"latency {snap.latency_p50_ms:.0f} ms above max_latency {max_latency * 1e3:.0f} ms"
     return OK, f"segmenting at {snap.output_rate:.1f} Hz"
@@ -199,6 +274,8 @@ def key_values(snap: Snapshot, device: str, model: str) -> list[tuple[str, str]]
         ("depth_calibration_errors", str(snap.depth_calibration)),
         ("clouds_out", str(snap.clouds_out)),
         ("errors", str(snap.errors)),
+        ("clock_problems", str(snap.clock_problems)),
+        ("camera_info_rejected", str(snap.camera_info_rejected)),
         ("device", device),
         ("model", model),
         *((f"stage_{name}_ms", f"{ms:.2f}") for name, ms in snap.stages_ms.items()),
@@ -206,11 +283,13 @@ def key_values(snap: Snapshot, device: str, model: str) -> list[tuple[str, str]]
 
 
 class ReasonThrottle:
-    """Report each distinct problem at once, then at most every `period` seconds.
+    """Report each kind of problem at once, then at most every `period` seconds.
 
-    A per-call-site throttle (rclpy's) would hide a second, different problem behind the
-    first one for the whole period; a camera that keeps sending one bad frame type must
-    still not flood the log.
+    Keys are kinds of problem ("rejected:too_large", "camera_info:depth/camera_info"), never
+    message texts: texts quote what came over the wire, so keying on them would let every
+    distinct hostile string open its own line. With a fixed set of kinds the log grows by at
+    most `max_keys` lines per period whatever arrives. A per-call-site throttle (rclpy's)
+    would instead hide a second, different problem behind the first for the whole period.
     """
 
     def __init__(self, period: float, clock: Callable[[], float] = time.monotonic, max_keys: int = 64) -> None:
@@ -220,13 +299,17 @@ class ReasonThrottle:
         self._last: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def should_report(self, reason: str) -> bool:
+    def should_report(self, kind: str) -> bool:
         now = self.clock()
         with self._lock:
-            last = self._last.get(reason)
+            last = self._last.get(kind)
             if last is not None and now - last < self.period:
                 return False
-            if len(self._last) >= self.max_keys:
-                self._last.pop(next(iter(self._last)))
-            self._last[reason] = now
+            if last is None and len(self._last) >= self.max_keys:
+                # Full: forget only kinds quiet for a whole period; evicting a live one would let
+                # a caller that (wrongly) keys on text re-open the flood.
+                self._last = {key: t for key, t in self._last.items() if now - t < self.period}
+                if len(self._last) >= self.max_keys:
+                    return False
+            self._last[kind] = now
             return True

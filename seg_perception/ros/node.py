@@ -18,8 +18,10 @@ one for a 1080p frame costs more than the model).
 from __future__ import annotations
 
 import gc
+import signal
 import sys
 import time
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -30,15 +32,19 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from . import diagnostics, parameters, qos
+from .bond import LifecycleBond
 from ..core import cdr, params, stats
+from ..core.calibration import CalibrationError, intrinsics_from_camera_info
 from ..core.conversions import ImageFormatError
-from ..core.frame import DepthFrame, DepthStatus, FrameProcessor
+from ..core.frame import DepthFrame, DepthStatus, FrameOutputs, FrameProcessor
 from ..core.latest import LatestSlot
 from ..core.pairing import StampPairer, stamp_to_ns
 from ..core.runtimes.base import DeviceError, ModelLoadError, describe_device
+from ..core.wire_text import wire_text
 from .outputs import Outputs
 
 THROTTLE_S = 5.0
@@ -65,6 +71,7 @@ class SegmentationNode(LifecycleNode):
         self._image_type: type[Image] | type[CompressedImage] = Image
         self._outputs: Outputs | None = None
         self._qos = qos.IncompatibleQosWarner(self)
+        self._bond = LifecycleBond(self)  # to nav2_lifecycle_manager, while active
         self._last_error = ""
         self._throttle = stats.ReasonThrottle(THROTTLE_S)
         self._options = parameters.live_options(self._param)
@@ -83,7 +90,8 @@ class SegmentationNode(LifecycleNode):
     def _on_set_parameters(self, changed: list[Parameter]) -> SetParametersResult:
         reason = params.refused_while_configured([p.name for p in changed], self._state)
         if reason is None:
-            values = {name: self._param(name) for name in ("min_range", "max_range")}
+            # Cross-field checks need the current value of the fields not being changed.
+            values = {name: self._param(name) for name in ("min_range", "max_range", "output_size", "max_image_pixels")}
             values.update({p.name: p.value for p in changed})
             reason = params.validate(values, self._processor.class_map.names if self._processor else None)
         return SetParametersResult(successful=reason is None, reason=reason or "")
@@ -133,6 +141,7 @@ class SegmentationNode(LifecycleNode):
         self._create_subscriptions()
         self._slot.reopen()
         self._worker = self._engine.submit(self._work)
+        self._bond.create()
         self.get_logger().info(f"active: listening on {self.resolve_topic_name(self._image_topic())}")
         return super().on_activate(state)
 
@@ -153,6 +162,7 @@ class SegmentationNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_work(self) -> None:
+        self._bond.destroy()
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
@@ -240,8 +250,8 @@ class SegmentationNode(LifecycleNode):
                 self._process(msg, stages)
             except Exception as exc:  # a bad frame must never kill the worker
                 self.stats.frame_failed()
-                self._last_error = f"{type(exc).__name__}: {exc}"
-                self._report("failed", f"segmentation failed: {self._last_error}")
+                self._last_error = f"{type(exc).__name__}: {wire_text(str(exc), 200)}"
+                self._report(f"failed:{type(exc).__name__}", f"segmentation failed: {self._last_error}")
 
     def _report(self, kind: str, text: str) -> None:
         """Log `text` at once, then at most every THROTTLE_S per kind of problem."""
@@ -249,7 +259,7 @@ class SegmentationNode(LifecycleNode):
             self.get_logger().error(text)
 
     def _rejected(self, kind: str, text: str) -> None:
-        self.stats.frame_rejected()
+        self.stats.frame_rejected(f"{kind}: {text}")
         self._report(f"image:{kind}", f"rejected frame on {self.resolve_topic_name(self._image_topic())}: {text}")
 
     def _process(self, msg: Any, stages: dict[str, float]) -> None:
@@ -261,7 +271,11 @@ class SegmentationNode(LifecycleNode):
 
         def paired_depth() -> DepthFrame | None:
             depth = self._depth.wait_match(stamp_ns, opts.depth_sync_tolerance_ns, opts.depth_wait)
-            return None if depth is None else DepthFrame(depth, self._depth_info or self._camera_info)
+            if depth is None:
+                return None
+            if self._depth_info is not None:
+                return DepthFrame(depth, self._depth_info, self.resolve_topic_name("depth/camera_info"))
+            return DepthFrame(depth, self._camera_info, self.resolve_topic_name("camera_info"))
 
         out = processor.process(msg, outputs.narrow(opts.request, opts.use_depth), paired_depth)
         status = out.status
@@ -269,7 +283,7 @@ class SegmentationNode(LifecycleNode):
             self._rejected(status.image_error_kind, status.image_error)
             return
         start = time.perf_counter()
-        outputs.publish_frame(msg.header, out, self._camera_info)
+        outputs.publish_frame(msg.header, out, self._checked_camera_info(out))
         stages.update(out.timings_ms, publish=(time.perf_counter() - start) * 1e3)
         del stages["total"]
         if status.depth is DepthStatus.OK:
@@ -282,6 +296,24 @@ class SegmentationNode(LifecycleNode):
                 self._report(f"depth:{status.depth.name}", f"no cloud: {detail}")
         latency = (self.get_clock().now().nanoseconds - stamp_ns) / 1e6 if stamp_ns > 0 else None
         self.stats.frame_done(out.timings_ms["inference"], out.timings_ms["total"], latency, stages)
+
+    def _checked_camera_info(self, out: FrameOutputs) -> Any:
+        """The color camera_info to republish with this frame, or None when there is none or it is
+        unusable (counted, logged per topic, and WARN in diagnostics until a good one arrives)."""
+        info = self._camera_info
+        if info is None or out.segmentation is None:
+            return None
+        topic = self.resolve_topic_name("camera_info")
+        placement = out.segmentation.placement
+        try:
+            intrinsics_from_camera_info(list(info.k), info.width, info.height, placement.src_w, placement.src_h,
+                                        list(info.d), list(info.p))
+        except CalibrationError as exc:
+            self.stats.camera_info_invalid(topic, str(exc))
+            self._report(f"camera_info:{topic}", f"not republishing the calibration on {topic}: {exc}")
+            return None
+        self.stats.camera_info_valid(topic)
+        return info
 
     # class map + diagnostics --------------------------------------------------------------
 
@@ -307,7 +339,12 @@ class SegmentationNode(LifecycleNode):
 
 
 def main(argv: list[str] | None = None) -> int:
-    rclpy.init(args=argv)
+    # rclpy's own SIGINT/SIGTERM handlers invalidate the context at once, while the worker may be
+    # publishing a frame ("publisher's context is invalid"). Ours only ask the spin loop to stop;
+    # close() then joins the worker while the context is still valid.
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda _signum, _frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     node = SegmentationNode()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
@@ -317,13 +354,16 @@ def main(argv: list[str] | None = None) -> int:
                 node.get_logger().fatal("configure failed; exiting (see the message above)")
                 return 1
             node.trigger_activate()
-        executor.spin()
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)  # a signal is seen within 0.1 s
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         node.close()
         node.destroy_node()
         rclpy.try_shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 

@@ -12,6 +12,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from ..core import params
+from ..core.conversions import ImageLimits
 from ..core.frame import FrameRequest
 from ..core.geometry import parse_output_size
 
@@ -74,7 +75,8 @@ def live_options(get: Callable[[str], Any], overrides: Mapping[str, Any] | None 
         confidence=value("publish_confidence"), color=value("publish_color_mask"),
         overlay=value("publish_overlay"), points=value("publish_points"),
         obstacle_points=value("publish_obstacle_points"), min_range=value("min_range"),
-        max_range=value("max_range"), voxel_size=value("voxel_size"))
+        max_range=value("max_range"), voxel_size=value("voxel_size"),
+        limits=ImageLimits(value("max_image_pixels")))
     return LiveOptions(request=request, use_depth=value("use_depth"),
                        depth_sync_tolerance_ns=int(round(value("depth_sync_tolerance") * 1e9)),
                        depth_wait=value("depth_wait"))

@@ -1,8 +1,7 @@
-"""Lifecycle transitions, the parameters file, and the launch file / README staying in step
-with the node's parameter table."""
+"""Lifecycle transitions, the parameters file, and the README staying in step with the node's
+parameter table (the launch file: test_launch.py)."""
 from __future__ import annotations
 
-import ast
 import threading
 from pathlib import Path
 from typing import Any
@@ -49,36 +48,6 @@ def test_params_file_lists_every_parameter_with_its_default() -> None:
             assert f"# {p.name}:" in text, f"{p.name} should be documented (commented out) in the yaml"
 
 
-def launch_arguments() -> dict[str, Any]:
-    tree = ast.parse(share_file("launch", "segmentation.launch.py").read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "ARGUMENTS":
-            result = {}
-            for entry in node.value.elts:
-                name = ast.literal_eval(entry.elts[0])
-                default = entry.elts[1]
-                result[name] = ast.literal_eval(default) if isinstance(default, ast.Constant) else default
-            return result
-    raise AssertionError("ARGUMENTS not found in the launch file")
-
-
-def test_launch_file_arguments_match_the_node() -> None:
-    args = launch_arguments()
-    required = {"namespace", "image", "camera_info", "depth", "params_file", "model", "device", "use_compressed",
-                "use_rviz", "log_level"}
-    assert required <= set(args)
-    assert args["model"] == params.BY_NAME["model"].default
-    assert args["device"] == params.BY_NAME["device"].default
-    source = share_file("launch", "segmentation.launch.py").read_text()
-    assert "eval(" not in source and "subprocess" not in source
-    # Every parameter the launch file sets must exist on the node.
-    tree = ast.parse(source)
-    set_names = {k.value for node in ast.walk(tree) if isinstance(node, ast.Dict)
-                 for k in node.keys if isinstance(k, ast.Constant)}
-    assert set_names <= set(params.BY_NAME), set_names - set(params.BY_NAME)
-    assert share_file("config", "segmentation.rviz").exists()
-
-
 def test_readme_documents_every_parameter_topic_and_both_commands() -> None:
     readme = (ROOT / "README.md").read_text()
     for p in params.PARAMS:
@@ -87,8 +56,6 @@ def test_readme_documents_every_parameter_topic_and_both_commands() -> None:
                   "segmentation/camera_info", "segmentation/class_map", "segmentation/label_info",
                   "segmentation/points", "segmentation/obstacle_points", "/diagnostics"):
         assert f"`{topic}`" in readme, f"README does not document topic {topic}"
-    for arg in launch_arguments():
-        assert f"`{arg}`" in readme, f"README does not document launch argument {arg}"
     assert "make demo" in readme and "make test" in readme
 
 
@@ -133,7 +100,7 @@ def test_lifecycle_transitions(ros: Any, seg_node: Any) -> None:
                      ChangeState.Request(transition=Transition(id=transition))).success
 
     image_pub = ros.create_publisher(Image, f"{running.namespace}/image", qos_profile_sensor_data)
-    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    from seg_perception.ros.qos import LATCHED as latched
     maps = Collector(ros, [(f"{running.namespace}/segmentation/class_map", ClassMap)], latched)
     masks = Collector(ros, [(f"{running.namespace}/segmentation/mask", Image)])
     try:

@@ -19,11 +19,12 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 
 from seg_perception.core.conversions import fill_image  # noqa: E402
+from seg_perception.ros import qos  # noqa: E402
 from devtools.harness import Collector, wait_until  # noqa: E402
 from seg_perception.core.sources import sample_photo  # noqa: E402
 
 TIMEOUT = 30.0
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+LATCHED = qos.LATCHED
 
 
 def photo(width: int = 320, height: int = 240) -> np.ndarray:
@@ -45,9 +46,9 @@ class LogWatcher:
         self.name = name
         self.cond = threading.Condition()
         self.lines: list[tuple[int, str]] = []
-        qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+        log_qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.sub = node.create_subscription(Log, "/rosout", self._on_log, qos)
+        self.sub = node.create_subscription(Log, "/rosout", self._on_log, log_qos)
 
     def _on_log(self, msg: Log) -> None:
         if msg.name.endswith(self.name):

@@ -68,7 +68,7 @@ def test_lying_lengths_raise_a_format_error() -> None:
     raw[-12:-8] = (10 ** 9).to_bytes(4, "little")  # data length far beyond the buffer
     with pytest.raises(cdr.CdrError) as error:
         cdr.read_image(bytes(raw))
-    assert error.value.kind == "message"
+    assert error.value.kind == "corrupt"
     with pytest.raises(cdr.CdrError):
         cdr.read_image(b"\0\1\0\0" + b"\xff" * 40)
 

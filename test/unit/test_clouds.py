@@ -23,11 +23,9 @@ from seg_perception.core.clouds import (
     fill_pointcloud2,
     labelled_cloud_array,
     pack_rgb,
-    read_field,
-    read_xyz,
-    unpack_rgb,
     xyz_cloud_array,
 )
+from devtools.msgtools import read_field, read_xyz, unpack_rgb
 from seg_perception.core.projection import Intrinsics, project_organized
 
 

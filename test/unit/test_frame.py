@@ -68,6 +68,16 @@ def depth_frame(meters: float = 2.0, encoding: str = "16UC1", info: Any = "defau
     return DepthFrame(msg, cam)
 
 
+def assert_box_mask(labels: np.ndarray) -> None:
+    """The red box is class 1 and the rest class 0, up to one pixel at the box edge: 40 -> 32 ->
+    40 px puts some output pixel centers exactly between two network pixels, and OpenCV releases
+    break that tie differently (4.6 takes the right one, 5.0 the left); both are nearest."""
+    assert (labels[BOX] == 1).all()
+    grown = np.zeros_like(labels, dtype=bool)
+    grown[BOX[0].start - 1:BOX[0].stop + 1, BOX[1].start - 1:BOX[1].stop + 1] = True
+    assert (labels[~grown] == 0).all()
+
+
 ALL = FrameRequest(confidence=True, color=True, overlay=True, points=True, obstacle_points=True,
                    min_range=0.1, max_range=10.0)
 
@@ -77,7 +87,7 @@ def test_color_outputs_and_clouds_from_one_frame(processor: FrameProcessor) -> N
     assert out.status.image_error == "" and out.status.depth is DepthStatus.OK
     seg = out.segmentation
     assert seg is not None and seg.labels.shape == (H, W)
-    assert (seg.labels[BOX] == 1).all() and seg.labels.sum() == 10 * 16
+    assert_box_mask(seg.labels)
     assert seg.confidence is not None and seg.color is not None and seg.overlay is not None
     assert out.cloud_frame_id == "depth_optical"
     cloud = out.labelled_cloud
@@ -87,7 +97,7 @@ def test_color_outputs_and_clouds_from_one_frame(processor: FrameProcessor) -> N
     # pixel (u, v) -> x = (u - cx) z / fx
     assert cloud["x"][0, 0] == pytest.approx((0 - 19.5) * 2.0 / 50.0)
     obstacles = out.obstacle_cloud
-    assert obstacles is not None and obstacles.shape == (10 * 16,)
+    assert obstacles is not None and obstacles.shape == (int((seg.labels == 1).sum()),)
     assert {"decode", "inference", "clouds", "total"} <= set(out.timings_ms)
 
 
@@ -123,7 +133,7 @@ def test_a_rejected_image_says_why_and_of_what_kind(processor: FrameProcessor) -
     assert out.status.image_error_kind == "encoding"
     short = color_frame()
     short.data = bytes(short.data)[:100]
-    assert processor.process(short, ALL).status.image_error_kind == "geometry"
+    assert processor.process(short, ALL).status.image_error_kind == "data_size"
 
 
 def test_clouds_only_when_asked(processor: FrameProcessor) -> None:
@@ -141,7 +151,10 @@ def test_obstacle_classes_follow_the_class_map(processor: FrameProcessor) -> Non
     try:
         processor.class_map = original.with_obstacles(["floor"])
         out = processor.process(color_frame(), FrameRequest(obstacle_points=True), lambda: depth_frame())
-        assert out.obstacle_cloud is not None and out.obstacle_cloud.size == W * H - 10 * 16
+        assert out.segmentation is not None
+        floor = int((out.segmentation.labels == 0).sum())
+        assert W * H - (BOX[0].stop - BOX[0].start + 2) * (BOX[1].stop - BOX[1].start + 2) <= floor
+        assert out.obstacle_cloud is not None and out.obstacle_cloud.size == floor
         assert clouds.XYZ_FIELDS[0].name == "x"
     finally:
         processor.class_map = original

@@ -2,7 +2,6 @@
 written here, and ROS 2 / ROS 1 bags written here with rosbags. Nothing is downloaded."""
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -15,17 +14,34 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from rosbags.typesys import Stores, get_typestore
+from rosbags.typesys import Stores
 
+from devtools.bags import CAMERA_TOPIC, COMPRESSED_TOPIC, BagBuilder, camera_recording, stamp_ns
+from devtools.outputs import read_rows, read_unchanged
 from seg_perception.apps import segment_offline as offline
-from seg_perception.core.conversions import fill_compressed, fill_image
+from seg_perception.core.offline.frames import FrameRef, RgbFrame, SourceError
+from seg_perception.core.offline.progress import Progress
+from seg_perception.core.offline.runner import LocalExecutor, Outputs, source_frames
+from seg_perception.core.offline.runner import run as run_job
+from seg_perception.core.offline.segment import FrameSegmenter
 from seg_perception.core.pipeline import SegmentationOptions, SegmentationPipeline
 from seg_perception.core.runtimes.loader import load_model
 from seg_perception.core.sources import sample_photo
 
 SIZE = (96, 96)  # small: the model's input is 256x256 anyway, and the selfie net still finds people
-CAMERA_TOPIC = "/camera/image_raw"
-COMPRESSED_TOPIC = "/camera/image_raw/compressed"
+
+
+class ListSource:
+    """A source made of a generator function (for failures no real file produces on cue)."""
+
+    def __init__(self, frames: Any) -> None:
+        self._frames = frames
+
+    def frames(self) -> Iterator[FrameRef]:
+        return self._frames()
+
+    def expected(self) -> None:
+        return None
 
 
 def photo(name: str) -> np.ndarray:
@@ -39,14 +55,10 @@ def run(capsys: pytest.CaptureFixture[str], *args: Any) -> tuple[int, str, str]:
 
 
 def read_index(out: Path) -> list[dict[str, str]]:
-    with open(out / "index.csv", newline="") as f:
-        return list(csv.DictReader(f))
+    return read_rows(out / "index.csv")
 
 
-def read_mask(path: Path) -> np.ndarray:
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    assert mask is not None, path
-    return mask
+read_mask = read_unchanged
 
 
 @pytest.fixture(scope="module")
@@ -166,77 +178,9 @@ def test_every_and_limit(video: Path, tmp_path: Path, capsys: pytest.CaptureFixt
 
 # bags -----------------------------------------------------------------------------------------
 
-def stamp_ns(sec: int, nanosec: int) -> int:
-    return sec * 1_000_000_000 + nanosec
-
-
-class BagBuilder:
-    """Writes rosbags message objects, filled by our own conversions, into a ROS 2 or ROS 1 bag."""
-
-    def __init__(self, store: Stores) -> None:
-        self.ts = get_typestore(store)
-        self.ros1 = store == Stores.ROS1_NOETIC
-        self.types = self.ts.types
-        self.messages: list[tuple[str, str, int, bytes]] = []
-
-    def header(self, sec: int, nanosec: int) -> Any:
-        stamp = self.types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
-        header = self.types["std_msgs/msg/Header"]
-        return header(seq=0, stamp=stamp, frame_id="camera") if self.ros1 else header(stamp=stamp, frame_id="camera")
-
-    def image_msg(self, sec: int, nanosec: int, array: np.ndarray, encoding: str = "rgb8") -> Any:
-        msg = self.types["sensor_msgs/msg/Image"](header=self.header(sec, nanosec), height=0, width=0, encoding="",
-                                                  is_bigendian=0, step=0, data=np.empty(0, np.uint8))
-        return fill_image(msg, array, encoding)
-
-    def compressed_msg(self, sec: int, nanosec: int, rgb: np.ndarray) -> Any:
-        msg = self.types["sensor_msgs/msg/CompressedImage"](header=self.header(sec, nanosec), format="",
-                                                            data=np.empty(0, np.uint8))
-        return fill_compressed(msg, rgb, "png")
-
-    def add(self, topic: str, msg: Any, receive_ns: int | None = None) -> int:
-        """Record `msg` (received 1 us after its header stamp unless told); returns the receive time."""
-        if receive_ns is None:
-            receive_ns = stamp_ns(msg.header.stamp.sec, msg.header.stamp.nanosec) + 1000
-        msgtype = msg.__msgtype__
-        raw = self.ts.serialize_ros1(msg, msgtype) if self.ros1 else self.ts.serialize_cdr(msg, msgtype)
-        self.messages.append((topic, msgtype, receive_ns, bytes(raw)))
-        return receive_ns
-
-    def write(self, path: Path, storage: str = "sqlite3") -> Path:
-        if self.ros1:
-            from rosbags.rosbag1 import Writer as Writer1
-            writer1 = Writer1(path)
-            with writer1:
-                self._write_all(writer1)
-            return path
-        from rosbags.rosbag2 import StoragePlugin
-        from rosbags.rosbag2 import Writer as Writer2
-        plugin = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}[storage]
-        writer2 = Writer2(path, version=9, storage_plugin=plugin)
-        with writer2:
-            self._write_all(writer2)
-        return path
-
-    def _write_all(self, writer: Any) -> None:
-        connections: dict[str, Any] = {}
-        for topic, msgtype, receive_ns, raw in sorted(self.messages, key=lambda m: m[2]):
-            if topic not in connections:
-                connections[topic] = writer.add_connection(topic, msgtype, typestore=self.ts)
-            writer.write(connections[topic], receive_ns, raw)
-
-
 def camera_bag(store: Stores = Stores.ROS2_KILTED) -> BagBuilder:
     """Two Image rgb8 frames, two CompressedImage png frames, a depth stream and a chat topic."""
-    bag = BagBuilder(store)
-    for i, name in enumerate(("astronaut", "camera")):
-        sec = 1700000000 + i
-        bag.add(CAMERA_TOPIC, bag.image_msg(sec, 5_000_000, photo(name)))
-        bag.add(COMPRESSED_TOPIC, bag.compressed_msg(sec, 7_000_000, photo(name)))
-        depth_mm = np.full((SIZE[1], SIZE[0]), 1500, np.uint16)
-        bag.add("/camera/depth/image_raw", bag.image_msg(sec, 5_000_000, depth_mm, "16UC1"))
-        bag.add("/chatter", bag.types["std_msgs/msg/String"](data="hello"), stamp_ns(sec, 0))
-    return bag
+    return camera_recording([photo("astronaut"), photo("camera")], store)
 
 
 def expected_bag_names() -> list[str]:
@@ -340,18 +284,21 @@ def test_zero_header_stamp_falls_back_to_receive_time(tmp_path: Path, capsys: py
 
 
 def test_source_failing_midway_keeps_earlier_frames(tmp_path: Path) -> None:
-    def refs() -> Iterator[offline.FrameRef]:
-        yield offline.FrameRef("first", "bag", lambda: photo("astronaut"))
-        raise offline.SourceError("cannot read bag 'bag' past this point: chunk CRC mismatch")
+    def refs() -> Iterator[FrameRef]:
+        yield FrameRef("first", "bag", RgbFrame(photo("astronaut")))
+        raise SourceError("cannot read bag 'bag' past this point: chunk CRC mismatch")
 
     pipeline = SegmentationPipeline(load_model("selfie", "cpu"))
-    with open(tmp_path / "index.csv", "w", newline="") as index:
-        stats = offline.segment_frames(refs(), pipeline, SegmentationOptions(), tmp_path, index,
-                                       stdout=io.StringIO(), stderr=io.StringIO())
+    outputs = Outputs(tmp_path, pipeline.class_map, "png", resume=False)
+    progress = Progress(io.StringIO(), None, tty=False)
+    errors: list[str] = []
+    stats = run_job(source_frames([ListSource(refs)], errors, progress.note), LocalExecutor(
+        FrameSegmenter(pipeline, SegmentationOptions())), outputs, progress, errors=errors)
+    outputs.close()
     assert (stats.segmented, stats.bad) == (1, 0)
     assert "CRC mismatch" in stats.error
     assert (tmp_path / "first_mask.png").exists()
-    assert (tmp_path / "index.csv").read_text().startswith("first,bag,")
+    assert (tmp_path / "index.csv").read_text().splitlines()[1].startswith("first,bag,")
 
 
 # errors ---------------------------------------------------------------------------------------
@@ -393,7 +340,9 @@ def test_topic_needs_a_bag(photo_folder: Path, tmp_path: Path, capsys: pytest.Ca
 
 def _installed_command() -> list[str]:
     """The launcher CMake installed for `ros2 run seg_perception segment_offline`."""
-    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+    if not os.environ.get("AMENT_PREFIX_PATH"):
+        pytest.skip("no ROS environment (AMENT_PREFIX_PATH unset): the installed launcher is not here")
+    for prefix in os.environ["AMENT_PREFIX_PATH"].split(os.pathsep):
         launcher = Path(prefix) / "lib" / "seg_perception" / "segment_offline"
         if launcher.is_file():
             return [str(launcher)]

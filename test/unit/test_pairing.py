@@ -24,7 +24,6 @@ def test_exact_match() -> None:
     pairer.add(133 * MS, "b")
     assert pairer.match(133 * MS, 0) == "b"
     assert pairer.match(133 * MS + 1, 0) is None
-    assert (pairer.paired, pairer.unpaired) == (1, 1)
 
 
 def test_closest_within_tolerance() -> None:
@@ -41,7 +40,6 @@ def test_outside_tolerance_is_none() -> None:
     pairer.add(0, "stale")
     assert pairer.match(50 * MS, 49 * MS) is None
     assert pairer.match(-50 * MS, 49 * MS) is None
-    assert pairer.unpaired == 2 and pairer.paired == 0
 
 
 def test_negative_tolerance_rejected() -> None:
@@ -53,7 +51,6 @@ def test_capacity_evicts_oldest_arrival() -> None:
     pairer: StampPairer[int] = StampPairer(capacity=3)
     for stamp in range(5):
         pairer.add(stamp * MS, stamp)
-    assert len(pairer) == 3 and pairer.capacity == 3
     assert pairer.match(0, 0) is None
     assert pairer.match(1 * MS, 0) is None
     assert pairer.match(2 * MS, 0) == 2
@@ -67,15 +64,13 @@ def test_default_capacity_is_ten() -> None:
     pairer: StampPairer[int] = StampPairer()
     for stamp in range(25):
         pairer.add(stamp, stamp)
-    assert len(pairer) == 10
-    assert pairer.match(14, 0) is None and pairer.match(15, 0) == 15
+    assert pairer.match(14, 0) is None and pairer.match(15, 0) == 15 and pairer.match(24, 0) == 24
 
 
 def test_wait_match_returns_immediately_when_present() -> None:
     pairer: StampPairer[str] = StampPairer()
     pairer.add(5 * MS, "x")
     assert pairer.wait_match(5 * MS, 0, timeout_s=0.0) == "x"
-    assert pairer.paired == 1
 
 
 def test_wait_match_woken_by_add_from_another_thread() -> None:
@@ -95,7 +90,6 @@ def test_wait_match_woken_by_add_from_another_thread() -> None:
     thread.join(timeout=30.0)
     assert not thread.is_alive()
     assert result == ["depth"]
-    assert (pairer.paired, pairer.unpaired) == (1, 0)
 
 
 def test_wait_match_times_out_with_none() -> None:
@@ -104,7 +98,6 @@ def test_wait_match_times_out_with_none() -> None:
     start = time.monotonic()
     assert pairer.wait_match(1000 * MS, 10 * MS, timeout_s=0.05) is None
     assert time.monotonic() - start >= 0.05
-    assert (pairer.paired, pairer.unpaired) == (0, 1)
 
 
 def test_concurrent_adds_and_matches_are_consistent() -> None:
@@ -129,5 +122,5 @@ def test_concurrent_adds_and_matches_are_consistent() -> None:
     for t in threads:
         t.join()
     assert not errors
-    assert pairer.paired + pairer.unpaired == 2000
-    assert len(pairer) == 5
+    # only the last five arrivals are kept
+    assert pairer.match(1994, 0) is None and [pairer.match(i, 0) for i in range(1995, 2000)] == list(range(1995, 2000))

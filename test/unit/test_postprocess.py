@@ -3,6 +3,7 @@ resampling of ids, bilinear resampling of a binary probability, and the numpy an
 backends agreeing. References are computed here with numpy / plain torch ops."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -27,6 +28,29 @@ def _smooth(rng: np.random.Generator, channels: int, h: int, w: int, amplitude: 
     shape = (1, channels, max(h // 8, 2), max(w // 8, 2))
     coarse = torch.from_numpy(rng.normal(0, amplitude, shape).astype(np.float32))
     return F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)
+
+
+def _warp_position_step() -> float:
+    """Resolution of cv2.warpAffine's bilinear sample positions, in grid pixels: OpenCV 4.6
+    (stock Jazzy) rounds them to 1/32 px (INTER_BITS = 5); newer releases use the exact position.
+    Probed, not guessed from the version: shift a 0 -> 255 step by 0.01 px."""
+    step = np.array([[0, 255, 255]], np.uint8)
+    shift = np.array([[1.0, 0.0, 0.01], [0.0, 1.0, 0.0]])
+    value = cv2.warpAffine(step, shift, (1, 1), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                           borderMode=cv2.BORDER_REPLICATE)[0, 0]
+    return 0.0 if value == 3 else 1.0 / 32.0  # round(2.55) vs the position rounded to 0
+
+
+WARP_POSITION_STEP = _warp_position_step()
+
+
+def _warp_slack(prob: np.ndarray, policy: str) -> float:
+    """Extra error (LSB) a quantized warp position adds: half a step times the steepest slope."""
+    if policy != "letterbox" or WARP_POSITION_STEP == 0.0:
+        return 0.0
+    g = prob.astype(np.float64)
+    slope = np.abs(np.diff(g, axis=1)).max(initial=0) + np.abs(np.diff(g, axis=0)).max(initial=0)
+    return WARP_POSITION_STEP / 2 * slope
 
 
 def _u8(x: np.ndarray) -> np.ndarray:
@@ -252,8 +276,9 @@ def test_binary_bilinear_matches_float_reference(finish: object, policy: str, sr
     labels, conf = (_np(a) for a in finish(maps, place, out[0], out[1], 0.0))  # type: ignore[operator]
     ref = _bilinear_reference(prob, place, *out)
     ref_conf = np.maximum(ref, 255.0 - ref)
-    assert np.abs(conf.astype(np.float64) - ref_conf).max() <= 1.0
-    clear = np.abs(ref - 127.5) > 1.0  # decision is only defined up to 1 LSB at the threshold
+    tolerance = 1.0 + _warp_slack(prob, policy)
+    assert np.abs(conf.astype(np.float64) - ref_conf).max() <= tolerance
+    clear = np.abs(ref - 127.5) > tolerance  # decision is only defined up to the tolerance at the threshold
     np.testing.assert_array_equal(labels[clear], (ref[clear] >= 127.5).astype(np.uint8))
     assert set(np.unique(labels).tolist()) <= {0, 1}
 
@@ -293,7 +318,9 @@ def test_finish_torch_equals_finish_numpy(device: torch.device, kind: str, polic
         else:
             # Bilinear: within 1 LSB, so the decision can only differ right at p = 0.5 or at
             # the confidence threshold (0.7 * 255 = 178.5: kept from 179).
-            assert np.abs(conf_t.astype(int) - conf_np.astype(int)).max() <= 1
-            near = (conf_np <= 129) | ((threshold > 0) & (np.abs(conf_np.astype(int) - 179) <= 1))
+            slack = int(np.ceil(_warp_slack(maps_cpu.probability.numpy(), policy)))
+            assert np.abs(conf_t.astype(int) - conf_np.astype(int)).max() <= 1 + slack
+            near = ((conf_np <= 129 + slack)
+                    | ((threshold > 0) & (np.abs(conf_np.astype(int) - 179) <= 1 + slack)))
             assert near[differ].all()
             assert differ.mean() <= 0.002

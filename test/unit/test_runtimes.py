@@ -138,6 +138,8 @@ def export_torchscript(module: nn.Module, path: Path, script: bool = False) -> P
 
 def export_onnx(module: nn.Module, path: Path, width: int = WIDTH, height: int = HEIGHT,
                 dynamic: bool = False) -> Path:
+    pytest.importorskip("onnx", reason="exporting a test ONNX model needs the onnx package (test-only, "
+                        "no rosdep key: pip install onnx)")
     axes = {"input": {0: "batch", 2: "height", 3: "width"}} if dynamic else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # legacy (TorchScript-based) exporter deprecation
@@ -455,7 +457,7 @@ def test_auto_is_cpu_on_this_machine() -> None:
 # builtin ----------------------------------------------------------------------------------------
 
 def test_builtin_names_and_spec() -> None:
-    assert BUILTIN_MODELS == ("selfie", "mediapipe_selfie", "selfie_landscape")
+    assert BUILTIN_MODELS == ("selfie", "mediapipe_selfie", "selfie_landscape", "drivable", "twinlitenet")
     spec = builtin_spec("mediapipe_selfie")
     assert spec.name == "selfie" and spec.input_size == (256, 256)
     assert (spec.output, spec.resize, spec.color_order) == ("sigmoid", "stretch", "rgb")

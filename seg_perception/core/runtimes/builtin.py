@@ -1,5 +1,5 @@
-"""The embedded default models (MediaPipe selfie segmentation). Their networks run in
-torch_module.TorchModuleRuntime, imported (with torch) only when one is loaded."""
+"""The embedded models (MediaPipe selfie segmentation, TwinLiteNet drivable area). Their
+networks run in torch_module.TorchModuleRuntime, imported (with torch) only when one is loaded."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -13,12 +13,20 @@ if TYPE_CHECKING:
     from .torch_module import TorchModuleRuntime
 
 DEFAULT_MODEL = "selfie"
-BUILTIN_MODELS: tuple[str, ...] = ("selfie", "mediapipe_selfie", "selfie_landscape")
-_ALIASES = {"mediapipe_selfie": "selfie"}
+BUILTIN_MODELS: tuple[str, ...] = ("selfie", "mediapipe_selfie", "selfie_landscape", "drivable", "twinlitenet")
+_ALIASES = {"mediapipe_selfie": "selfie", "twinlitenet": "drivable"}
 # builtin name -> (load_selfie variant, ClassMap.model_name)
-_VARIANTS = {
+_SELFIE_VARIANTS = {
     "selfie": ("square", "mediapipe_selfie_segmentation"),
     "selfie_landscape": ("landscape", "mediapipe_selfie_segmentation_landscape"),
+}
+DRIVABLE_MODEL_NAME = "twinlitenet_bdd100k"
+# For a ground robot: everything that is not road is something to keep off (so its points go
+# into the obstacle cloud); lane markings are painted on drivable road.
+_DRIVABLE_COLORS: dict[str, tuple[tuple[int, int, int], bool]] = {
+    "background": ((0, 0, 0), True),
+    "drivable_area": ((0, 200, 80), False),
+    "lane_line": ((255, 200, 0), False),
 }
 
 
@@ -34,7 +42,9 @@ def builtin_spec(name: str) -> ModelSpec:
     canonical = canonical_builtin(name)
     if canonical is None:
         raise ModelLoadError(name, f"not a builtin model; builtins are {list(BUILTIN_MODELS)}")
-    variant, model_name = _VARIANTS[canonical]
+    if canonical == "drivable":
+        return _drivable_spec(name)
+    variant, model_name = _SELFIE_VARIANTS[canonical]
     width, height = _selfie_input_sizes(name)[variant]
     classes = ClassMap((ClassInfo(0, "background", (0, 0, 0)),
                         ClassInfo(1, "person", (220, 20, 60), obstacle=True)), model_name)
@@ -45,25 +55,46 @@ def builtin_spec(name: str) -> ModelSpec:
                      std=(1.0, 1.0, 1.0), resize="stretch", pad_value=0)
 
 
-def load_builtin(name: str, device: torch.device, fp16: bool = False) -> TorchModuleRuntime:
-    import torch
+def _drivable_spec(name: str) -> ModelSpec:
+    try:
+        from ...models.twinlitenet import DRIVABLE_CLASSES, TWINLITENET_INPUT_SIZE
+    except ImportError as exc:
+        raise ModelLoadError(name, f"the builtin model code is missing from this install ({exc})") from exc
+    classes = ClassMap(tuple(ClassInfo(i, label, *_DRIVABLE_COLORS[label])
+                             for i, label in enumerate(DRIVABLE_CLASSES)), DRIVABLE_MODEL_NAME)
+    width, height = TWINLITENET_INPUT_SIZE
+    # As trained and as the authors run it: the frame stretched to 640x360, RGB / 255, no
+    # mean/std. DrivableScores combines the two heads into 3-class scores (see its docstring).
+    return ModelSpec(name="drivable", input_width=width, input_height=height, classes=classes,
+                     output="probabilities", color_order="rgb", scale=1.0 / 255.0, mean=(0.0, 0.0, 0.0),
+                     std=(1.0, 1.0, 1.0), resize="stretch", pad_value=0)
 
+
+def load_builtin(name: str, device: torch.device, fp16: bool = False) -> TorchModuleRuntime:
     from .torch_module import TorchModuleRuntime
 
     spec = builtin_spec(name)
     check_fp16(fp16, device, name)
-    variant, _ = _VARIANTS[spec.name]
     try:
-        from ...models.selfie import load_selfie
+        module = _builtin_module(spec.name, device)
     except ImportError as exc:
         raise ModelLoadError(name, f"the builtin model code is missing from this install ({exc})") from exc
-    try:
-        module = load_selfie(variant, device=device, dtype=torch.float32)
     except Exception as exc:  # noqa: BLE001 - any failure here means the same thing to the user
         # A missing or damaged weights file inside the package: an install problem, not user error.
         raise ModelLoadError(name, f"the embedded weights could not be loaded ({_one_line(exc)}); "
                                    "reinstall seg_perception") from exc
     return TorchModuleRuntime(module, spec, device, fp16=fp16, source=name)
+
+
+def _builtin_module(canonical: str, device: torch.device) -> torch.nn.Module:
+    import torch
+
+    if canonical == "drivable":
+        from ...models.twinlitenet import DrivableScores, load_twinlitenet
+        return DrivableScores(load_twinlitenet(device=device, dtype=torch.float32))
+    from ...models.selfie import load_selfie
+    variant, _ = _SELFIE_VARIANTS[canonical]
+    return load_selfie(variant, device=device, dtype=torch.float32)
 
 
 def _selfie_input_sizes(name: str) -> dict[str, tuple[int, int]]:

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import ModelSpec, check_fp16
+from .base import ModelSpec, check_fp16, flush_denormals
 
 
 class TorchModuleRuntime:
@@ -31,7 +31,8 @@ class TorchModuleRuntime:
             batch = torch.from_numpy(batch)  # the CPU preprocessor's array, wrapped without a copy
         # No-op when the caller already prepared the batch as asked (device, dtype).
         batch = batch.to(device=self.device, dtype=self.dtype)
-        with torch.inference_mode():
+        # Per thread, so on whichever thread runs inference (the node's worker, offline, bench).
+        with flush_denormals(), torch.inference_mode():
             return primary_output(self._module(batch))
 
     def close(self) -> None:

@@ -1,0 +1,54 @@
+"""Hostile inputs for the reliability tests and benchmarks: built, not downloaded.
+
+Each builder makes the smallest real payload that reproduces one fault seen on robots: a
+decompression bomb, a JPEG damaged in the middle, camera calibrations that are not finite.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+
+import cv2
+import numpy as np
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A valid 1-bit grayscale PNG of ``width`` x ``height`` black pixels.
+
+    1 bit per pixel keeps the raw stream at width*height/8 bytes, so a 20000x20000 bomb is
+    built in ~0.1 s and is ~48 KB, while a decoder asked for color allocates width*height*3.
+    """
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte + packed bits
+    packer = zlib.compressobj(9)
+    parts = [packer.compress(row) for _ in range(height)]
+    parts.append(packer.flush())
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+
+
+def corrupt_jpeg(rgb: np.ndarray, quality: int = 90, seed: int = 0, span: int = 200) -> bytes:
+    """``rgb`` as a JPEG whose entropy-coded middle is overwritten by ``span`` random bytes.
+
+    Markers and tables stay intact and cv2.imdecode still returns an image (with garbage
+    blocks from the damage on); libjpeg warns "Corrupt JPEG data" for such a stream.
+    """
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("cv2.imencode failed")
+    data = bytearray(encoded.tobytes())
+    middle = len(data) // 2
+    data[middle:middle + span] = np.random.default_rng(seed).integers(0, 256, span, dtype=np.uint8).tobytes()
+    return bytes(data)
+
+
+# Calibrations a broken driver or a bad YAML file produces: (name, K).
+BAD_K: dict[str, list[float]] = {
+    "nan_center": [500.0, 0.0, float("nan"), 0.0, 500.0, 240.0, 0.0, 0.0, 1.0],
+    "huge_center": [500.0, 0.0, 1e30, 0.0, 500.0, 1e30, 0.0, 0.0, 1.0],
+    "inf_focal": [float("inf"), 0.0, 320.0, 0.0, float("inf"), 240.0, 0.0, 0.0, 1.0],
+    "zero_focal": [0.0] * 9,
+    "negative_focal": [-500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0],
+}

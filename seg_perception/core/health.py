@@ -1,0 +1,63 @@
+"""Judgements behind a truthful diagnostics status, with no ROS import.
+
+Two ways a status can lie while every counter looks fine: it says OK "segmenting at 0.8 Hz"
+while 30 Hz come in (the robot sees one frame in forty), and it folds a camera clock that is
+off by hours into the latency statistics (a negative or 96026663889 ms latency). These
+functions name both problems so the node can say them instead.
+"""
+from __future__ import annotations
+
+from typing import Final, Literal
+
+__all__ = ["FUTURE_TOLERANCE_S", "MIN_INPUT_RATE_HZ", "SLOW_OUTPUT_RATIO", "STALE_AFTER_S", "StampProblem",
+           "describe_stamp_problem", "stamp_problem", "throughput_problem"]
+
+FUTURE_TOLERANCE_S: Final = 0.5
+"""A stamp later than now by more than this is a clock problem (NTP keeps machines within ms)."""
+STALE_AFTER_S: Final = 60.0
+"""A stamp older than this on arrival of its result is a clock problem, not a slow frame: the
+node holds one frame at a time (latest wins), so processing never ages a frame by a minute."""
+SLOW_OUTPUT_RATIO: Final = 0.5
+"""The output rate is "far below" the input rate under this fraction of it."""
+MIN_INPUT_RATE_HZ: Final = 1.0
+"""Below this, rates over a 5 s window are too coarse to compare."""
+
+StampProblem = Literal["future", "stale"]
+
+
+def stamp_problem(latency_s: float) -> StampProblem | None:
+    """'future' / 'stale' when now - stamp shows a clock problem, None for a usable latency."""
+    if latency_s < -FUTURE_TOLERANCE_S:
+        return "future"
+    if latency_s > STALE_AFTER_S:
+        return "stale"
+    return None
+
+
+def describe_stamp_problem(problem: StampProblem, latency_s: float) -> str:
+    if problem == "future":
+        return (f"frame stamped {-latency_s:.3g} s in the future: the camera's clock is ahead of this "
+                "node's (unsynchronized machines, or use_sim_time differing between nodes)")
+    return (f"frame stamped {latency_s:.3g} s in the past: the camera's clock is behind this node's "
+            "(a replayed bag without use_sim_time, or unsynchronized machines)")
+
+
+def throughput_problem(input_rate: float, output_rate: float, pipeline_ms: float, dropped_rate: float,
+                       rejected_rate: float, failed_rate: float) -> str | None:
+    """Why the output rate is far below the input rate, or None when it is not.
+
+    Rates are per second over the same window; ``pipeline_ms`` is the mean processing time of a
+    frame. The reasons are checked in the order a user can act on them.
+    """
+    if input_rate < MIN_INPUT_RATE_HZ or output_rate >= SLOW_OUTPUT_RATIO * input_rate:
+        return None
+    head = f"output {output_rate:.1f} Hz of {input_rate:.1f} Hz in"
+    if rejected_rate + failed_rate >= 0.5 * (input_rate - output_rate):
+        return f"{head}: {rejected_rate:.1f} Hz rejected, {failed_rate:.1f} Hz failed (see the errors)"
+    capacity = 1e3 / pipeline_ms if pipeline_ms > 0 else float("inf")
+    if capacity < SLOW_OUTPUT_RATIO * input_rate or capacity < 1.5 * output_rate:
+        return (f"{head}: model too slow, {pipeline_ms:.0f} ms per frame serves at most {capacity:.1f} Hz; "
+                f"{dropped_rate:.1f} Hz dropped (latest frame wins). Use a smaller output_size, a "
+                f"lighter model or a GPU")
+    return (f"{head}: {dropped_rate:.1f} Hz dropped although a frame takes {pipeline_ms:.0f} ms; the worker "
+            f"waits elsewhere (depth_wait for depth partners, or a starved CPU)")

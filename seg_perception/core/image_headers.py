@@ -1,0 +1,130 @@
+"""Image size from a compressed payload's header, read before anything is decoded.
+
+A 48 KB PNG can declare 20000x20000 pixels; decoding it costs 1.2 GB and seconds. The size
+is in the first bytes of every format image_transport carries (PNG IHDR, JPEG SOF, TIFF's
+first IFD, BMP's info header), so reading it costs microseconds and lets the caller refuse
+the image before a decoder allocates anything. Formats this module cannot read return
+None: the caller must then refuse to decode, not guess.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = ["ImageHeader", "read_header"]
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    codec: str
+    """'png', 'jpeg', 'tiff' or 'bmp'."""
+    width: int
+    height: int
+    channels: int
+    """Samples per pixel as stored (a palette PNG counts 3: it decodes to RGB)."""
+    bytes_per_sample: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    @property
+    def decoded_bytes(self) -> int:
+        """Bytes a decoder holds for the full image: at least 3 channels, since we ask for color."""
+        return self.pixels * max(self.channels, 3) * self.bytes_per_sample
+
+
+_PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
+# PNG color type -> samples per pixel (3 = palette, expanded to RGB on decode).
+_PNG_CHANNELS: Final = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
+# JPEG start-of-frame markers (baseline, extended, progressive, lossless, arithmetic): every
+# SOFn except C4 (DHT), C8 (reserved) and CC (DAC).
+_JPEG_SOF: Final = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+_JPEG_STANDALONE: Final = frozenset({0x01, *range(0xD0, 0xD9)})  # TEM, RSTn, SOI, EOI: no length
+_JPEG_SOS: Final = 0xDA
+
+
+def read_header(data: bytes | memoryview) -> ImageHeader | None:
+    """The header of a PNG, JPEG, TIFF or BMP payload; None for anything else or a cut header."""
+    buf = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+    head = bytes(buf[:8])
+    try:
+        if head == _PNG_SIGNATURE:
+            return _png(buf)
+        if head[:2] == b"\xff\xd8":
+            return _jpeg(buf)
+        if head[:4] in (b"II*\x00", b"MM\x00*"):
+            return _tiff(buf)
+        if head[:2] == b"BM":
+            return _bmp(buf)
+    except (struct.error, IndexError, ValueError):
+        return None
+    return None
+
+
+def _png(buf: bytes | memoryview) -> ImageHeader | None:
+    # The first chunk must be IHDR: length 13, type, width, height, bit depth, color type.
+    length, kind, width, height, depth, color = struct.unpack(">I4sIIBB", bytes(buf[8:26]))
+    if kind != b"IHDR" or length != 13 or color not in _PNG_CHANNELS:
+        return None
+    return ImageHeader("png", width, height, _PNG_CHANNELS[color], 2 if depth == 16 else 1)
+
+
+def _jpeg(buf: bytes | memoryview) -> ImageHeader | None:
+    pos, end = 2, len(buf)
+    while pos + 4 <= end:
+        if buf[pos] != 0xFF:
+            return None  # segments must follow each other back to back
+        marker = buf[pos + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if marker in _JPEG_STANDALONE:
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", bytes(buf[pos + 2:pos + 4]))
+        if length < 2:
+            return None
+        if marker in _JPEG_SOF:
+            precision, height, width, components = struct.unpack(">BHHB", bytes(buf[pos + 4:pos + 10]))
+            if height == 0:
+                return None  # height given later by a DNL marker: unknown until decoded
+            return ImageHeader("jpeg", width, height, components, 2 if precision > 8 else 1)
+        if marker == _JPEG_SOS:
+            return None  # scan data before any frame header
+        pos += 2 + length
+    return None
+
+
+def _tiff(buf: bytes | memoryview) -> ImageHeader | None:
+    order = "<" if bytes(buf[:2]) == b"II" else ">"
+    (ifd,) = struct.unpack(order + "I", bytes(buf[4:8]))
+    (count,) = struct.unpack(order + "H", bytes(buf[ifd:ifd + 2]))
+    tags: dict[int, int] = {}
+    for i in range(min(count, 512)):
+        entry = bytes(buf[ifd + 2 + 12 * i:ifd + 14 + 12 * i])
+        tag, kind, n = struct.unpack(order + "HHI", entry[:8])
+        if tag in (256, 257, 258, 277) and n >= 1:
+            # SHORT values sit left-justified in the 4-byte field; LONG fill it.
+            if kind == 3:
+                (tags[tag],) = struct.unpack(order + "H", entry[8:10])
+            elif kind == 4:
+                (tags[tag],) = struct.unpack(order + "I", entry[8:12])
+            if tag == 258 and n > 2:
+                # Several BitsPerSample values live elsewhere (an offset): assume the widest.
+                tags[tag] = 16
+    if 256 not in tags or 257 not in tags:
+        return None
+    bits = tags.get(258, 8)
+    return ImageHeader("tiff", tags[256], tags[257], tags.get(277, 1), max(1, (bits + 7) // 8))
+
+
+def _bmp(buf: bytes | memoryview) -> ImageHeader | None:
+    (info_size,) = struct.unpack("<I", bytes(buf[14:18]))
+    if info_size == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes
+        width, height = struct.unpack("<HH", bytes(buf[18:22]))
+    else:
+        width, height = struct.unpack("<ii", bytes(buf[18:26]))
+    # A negative height means rows stored top-down; the size is its magnitude.
+    return ImageHeader("bmp", abs(width), abs(height), 4, 1)
