@@ -67,7 +67,10 @@ class StampLog:
 
 
 class DiagLog:
-    """The latest key/values of each diagnostics status, with the time they arrived."""
+    """The latest key/values of each diagnostics status, with the time they arrived, by
+    "<hardware_id> <status name>": the node names its status `<node name>: segmentation` (as
+    diagnostic_updater does) and puts its fully qualified name in hardware_id, which tells
+    apart equally named nodes in different namespaces."""
 
     def __init__(self, node: Node) -> None:
         self.cond = threading.Condition()
@@ -78,7 +81,7 @@ class DiagLog:
         now = time.perf_counter()
         with self.cond:
             for status in msg.status:
-                self.latest[status.name] = (now, {kv.key: kv.value for kv in status.values})
+                self.latest[f"{status.hardware_id} {status.name}"] = (now, {kv.key: kv.value for kv in status.values})
             self.cond.notify_all()
 
     def newer_than(self, status_name: str, since: float, timeout: float) -> dict[str, str] | None:
@@ -229,7 +232,7 @@ class NodeProcess:
 
     @property
     def status_name(self) -> str:
-        return f"{self.name}: segmentation"
+        return f"{self.namespace}/{self.name} {self.name}: segmentation"
 
     def stop(self) -> int:
         self.rss.close()
@@ -280,7 +283,9 @@ def node_run(bench: Bench, msg: Image, model: str, device: str, frames: int, flo
                               **percentiles(latencies),
                               "peak_rss_mib": peak,
                               "node_inference_ms": _float(before, "inference_ms"),
-                              "node_pipeline_ms": _float(before, "pipeline_ms")}
+                              "node_pipeline_ms": _float(before, "pipeline_ms"),
+                              **{f"node_{key}": float(value) for key, value in (before or {}).items()
+                                 if key.startswith("stage_")}}
     if flood is not None:
         result.update({"flood_seconds": flood["seconds"], "flood_sent_per_s": flood["sent_per_s"],
                        "flood_masks_per_s": flood["outputs_per_s"], "flood_latency_p50_ms": flood["latency_p50_ms"],

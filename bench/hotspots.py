@@ -1,12 +1,11 @@
 """Where a frame's time goes: cProfile of the core pipeline and of segmentation_node's
 per-frame path, at one frame size (`python bench/run.py --profile`).
 
-The node part runs SegmentationNode in this process, configured but not activated, and calls
-its worker's per-frame method on a message shaped exactly as rclpy delivers it (deserialized
-from CDR bytes: data is an array.array), with a subscriber on segmentation/mask so the mask
-is published for real. The executor thread's own share (taking and converting each incoming
-message) is timed separately as deserialization. cProfile only sees the thread it runs in and
-adds overhead per Python call, so the absolute numbers read high; the ranking is the point.
+The node part is the node's per-frame path without DDS: the frame's CDR bytes read in place
+(core.cdr, as the node's worker does), FrameProcessor, and the outputs built as CDR bytes. The
+message costs compare that with what rclpy message objects cost for the same frame. cProfile
+only sees the thread it runs in and adds overhead per Python call, so the absolute numbers read
+high; the ranking is the point. For the running node with every thread, use bench/spy.py.
 """
 from __future__ import annotations
 
@@ -59,6 +58,7 @@ class CachedOutput:
         import torch
 
         self.spec, self.device, self.dtype = runtime.spec, runtime.device, runtime.dtype
+        self.array_io = getattr(runtime, "array_io", False)
         with torch.inference_mode():
             self._output = runtime(batch)
 
@@ -73,11 +73,11 @@ def main(size: tuple[int, int], model: str, device: str, out: Path, iterations: 
     from rclpy.serialization import deserialize_message, serialize_message
     from sensor_msgs.msg import Image
 
+    from seg_perception.core import cdr
     from seg_perception.core.conversions import fill_image, image_to_rgb
     from seg_perception.core.frame import FrameProcessor, FrameRequest
     from seg_perception.core.pipeline import SegmentationOptions
     from seg_perception.core.runtimes.loader import load_model, warm_up
-    from seg_perception.ros.messages import image_msg
 
     from .inprocess import model_input, node_like_pipeline, photo_at, rgb8_message
 
@@ -85,7 +85,6 @@ def main(size: tuple[int, int], model: str, device: str, out: Path, iterations: 
     rgb = photo_at(*size)
     sent = rgb8_message(rgb)
     wire = serialize_message(sent)
-    received = deserialize_message(wire, Image)  # data: array.array, as a subscription callback sees it
     labels = np.zeros(size[::-1], np.uint8)
 
     def publish_side() -> None:
@@ -93,11 +92,15 @@ def main(size: tuple[int, int], model: str, device: str, out: Path, iterations: 
         fill_image(mask, labels, "mono8")
         serialize_message(mask)
 
+    header = cdr.header(0, 0, "camera_color_optical_frame")
     print(f"== message costs at {tag} (median of {iterations}) ==\n"
-          f"deserialize rgb8 input (engine thread, per processed frame): "
-          f"{_timed_ms(lambda: deserialize_message(wire, Image), iterations):.2f} ms\n"
-          f"serialize rgb8 input (publisher side): {_timed_ms(lambda: serialize_message(sent), iterations):.2f} ms\n"
-          f"fill + serialize mono8 mask: {_timed_ms(publish_side, iterations):.2f} ms\n")
+          f"rclpy deserialize rgb8 input: {_timed_ms(lambda: deserialize_message(wire, Image), iterations):.2f} ms"
+          f"  vs core.cdr.read_image (the node's): {_timed_ms(lambda: cdr.read_image(wire), iterations):.3f} ms\n"
+          f"rclpy fill + serialize mono8 mask: {_timed_ms(publish_side, iterations):.2f} ms"
+          f"  vs core.cdr.image_bytes (the node's): "
+          f"{_timed_ms(lambda: cdr.image_bytes(header, labels, 'mono8'), iterations):.3f} ms\n"
+          f"serialize rgb8 input (publisher side, rclpy): "
+          f"{_timed_ms(lambda: serialize_message(sent), iterations):.2f} ms\n")
 
     runtime = load_model(model, device)
     warm_up(runtime, 5)
@@ -108,19 +111,19 @@ def main(size: tuple[int, int], model: str, device: str, out: Path, iterations: 
         pipeline = node_like_pipeline(rt)
         suffix = "_nomodel" if rt is cached else ""
         print(_profile(f"core pipeline {tag}{label}: decode + segment + color + overlay",
-                       lambda: pipeline(image_to_rgb(received), options), iterations,
+                       lambda: pipeline(image_to_rgb(cdr.read_image(wire)), options), iterations,
                        out / f"profile_core_{tag}{suffix}.txt"))
-        # The node's per-frame path without DDS: deserialize -> FrameProcessor -> output messages.
+        # The node's per-frame path without DDS: read in place -> FrameProcessor -> output bytes.
         processor = FrameProcessor(pipeline)
 
         def node_frame() -> None:
-            msg = deserialize_message(wire, Image)
+            msg = cdr.read_image(wire)
             result = processor.process(msg, request).segmentation
             assert result is not None and result.color is not None and result.overlay is not None
             for array, encoding in ((result.labels, "mono8"), (result.color, "rgb8"), (result.overlay, "rgb8")):
-                serialize_message(image_msg(msg.header, array, encoding))
+                cdr.image_bytes(msg.header, array, encoding)
 
-        print(_profile(f"node per-frame path {tag}{label}: deserialize, FrameProcessor, build + serialize "
-                       f"mask, color and overlay", node_frame, iterations, out / f"profile_node_{tag}{suffix}.txt"))
+        print(_profile(f"node per-frame path {tag}{label}: read, FrameProcessor, mask, color and overlay as "
+                       f"CDR bytes", node_frame, iterations, out / f"profile_node_{tag}{suffix}.txt"))
     runtime.close()
     return 0

@@ -22,12 +22,14 @@ if __package__ in (None, ""):
 import argparse  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from typing import Any  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from seg_perception.core.runtimes import Runtime, load_model  # noqa: E402
+from seg_perception.core.runtimes.base import torch_device  # noqa: E402
 
 SEGFORMER_SIZES = ((512, 512), (1024, 512))
 ENCODER_DECODER_SIZES = ((512, 512),)
@@ -36,14 +38,20 @@ ENCODER_DECODER_SIZES = ((512, 512),)
 def time_forward(runtime: Runtime, iterations: int) -> tuple[float, float, float]:
     """(median wall ms, fastest wall ms, median CPU ms) of `iterations` forwards after one warm-up."""
     spec = runtime.spec
-    batch = torch.rand(1, 3, spec.input_height, spec.input_width, device=runtime.device).to(runtime.dtype)
+    shape = (1, 3, spec.input_height, spec.input_width)
+    device = torch_device(runtime.device)
+    batch: Any
+    if getattr(runtime, "array_io", False):  # ONNX Runtime on the CPU takes numpy
+        batch = np.random.default_rng(0).random(shape, np.float32).astype(runtime.dtype)
+    else:
+        batch = torch.rand(*shape, device=device).to(runtime.dtype)
     runtime(batch)
     walls, cpus = [], []
     for _ in range(iterations):
         cpu, wall = time.process_time(), time.perf_counter()
         runtime(batch)
         if runtime.device.type == "cuda":
-            torch.cuda.synchronize(runtime.device)
+            torch.cuda.synchronize(device)
         walls.append((time.perf_counter() - wall) * 1e3)
         cpus.append((time.process_time() - cpu) * 1e3)
     return float(np.median(walls)), float(min(walls)), float(np.median(cpus))

@@ -32,8 +32,10 @@ __all__ = [
     "XYZ_FIELDS",
     "XYZ_POINT_STEP",
     "FieldSpec",
+    "cloud_geometry",
     "fields_dtype",
     "fill_pointcloud2",
+    "has_non_finite_xyz",
     "labelled_cloud_array",
     "pack_rgb",
     "xyz_cloud_array",
@@ -145,12 +147,33 @@ def xyz_cloud_array(points_n3: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(points_n3, dtype=np.float32).view(XYZ_DTYPE).reshape(-1)
 
 
-def _has_non_finite_xyz(cloud: np.ndarray) -> bool:
+def has_non_finite_xyz(cloud: np.ndarray) -> bool:
     # z first: an invalid point of ours is NaN in all three, so one field usually decides.
     for name in ("z", "x", "y"):
         if name in (cloud.dtype.names or ()) and not np.isfinite(cloud[name]).all():
             return True
     return False
+
+
+def cloud_geometry(cloud: np.ndarray, fields: Sequence[FieldSpec]) -> tuple[int, int, int]:
+    """(height, width, point_step) of the PointCloud2 holding the structured array `cloud`: 2-D
+    organized, 1-D unorganized (1 x N). Raises unless `fields` describe `cloud.dtype` exactly."""
+    if cloud.dtype.names is None:
+        raise TypeError("cloud must be a structured array (see labelled_cloud_array)")
+    if cloud.ndim == 2:
+        height, width = cloud.shape
+    elif cloud.ndim == 1:
+        height, width = 1, cloud.shape[0]
+    else:
+        raise ValueError(f"cloud must be 1-D or 2-D, got shape {cloud.shape}")
+    point_step = cloud.dtype.itemsize
+    try:
+        expected = fields_dtype(fields, point_step)
+    except ValueError as exc:  # fields that do not even fit in one point of this array
+        raise ValueError(f"cloud dtype {cloud.dtype} does not match fields {list(fields)}: {exc}") from exc
+    if cloud.dtype != expected:
+        raise ValueError(f"cloud dtype {cloud.dtype} does not match fields {expected}")
+    return int(height), int(width), point_step
 
 
 def fill_pointcloud2(
@@ -168,18 +191,7 @@ def fill_pointcloud2(
     xyz) is computed unless the caller already knows it, e.g. a range-filtered obstacle cloud.
     The header is left to the caller.
     """
-    if cloud.dtype.names is None:
-        raise TypeError("cloud must be a structured array (see labelled_cloud_array)")
-    if cloud.ndim == 2:
-        height, width = cloud.shape
-    elif cloud.ndim == 1:
-        height, width = 1, cloud.shape[0]
-    else:
-        raise ValueError(f"cloud must be 1-D or 2-D, got shape {cloud.shape}")
-    point_step = cloud.dtype.itemsize
-    expected = fields_dtype(fields, point_step)
-    if cloud.dtype != expected:
-        raise ValueError(f"cloud dtype {cloud.dtype} does not match fields {expected}")
+    height, width, point_step = cloud_geometry(cloud, fields)
 
     msg.height = height
     msg.width = width
@@ -190,7 +202,7 @@ def fill_pointcloud2(
     msg.is_bigendian = False
     msg.point_step = point_step
     msg.row_step = point_step * width
-    msg.is_dense = (not _has_non_finite_xyz(cloud)) if is_dense is None else bool(is_dense)
+    msg.is_dense = (not has_non_finite_xyz(cloud)) if is_dense is None else bool(is_dense)
 
     raw = np.ascontiguousarray(cloud).reshape(-1).view(np.uint8)
     data = msg.data

@@ -49,6 +49,7 @@ __all__ = [
     "fill_compressed",
     "fill_image",
     "image_to_rgb",
+    "pack_image",
 ]
 
 
@@ -472,6 +473,22 @@ def fill_image(msg: Any, array: np.ndarray, encoding: str) -> Any:
         ValueError: unknown encoding, or an array whose shape or dtype does not
             match it.
     """
+    packed, canonical, step = pack_image(array, encoding)
+    msg.height, msg.width = packed.shape[:2]
+    msg.encoding = canonical
+    msg.is_bigendian = 0
+    msg.step = step
+    _set_data(msg, packed)
+    return msg
+
+
+def pack_image(array: np.ndarray, encoding: str) -> tuple[np.ndarray, str, int]:
+    """The array as ``fill_image`` publishes it: (packed little-endian C-contiguous array,
+    canonical encoding, step). No copy when the array already is so.
+
+    Raises:
+        ValueError: as ``fill_image``.
+    """
     canonical = _canonical_encoding(encoding)
     layout = _FILL_LAYOUTS.get(canonical)
     if layout is None:
@@ -480,11 +497,4 @@ def fill_image(msg: Any, array: np.ndarray, encoding: str) -> Any:
         )
     channels, dtype = layout
     packed = _checked_array(array, canonical, channels, dtype)
-    height, width = packed.shape[:2]
-    msg.height = height
-    msg.width = width
-    msg.encoding = canonical
-    msg.is_bigendian = 0
-    msg.step = width * channels * dtype.itemsize
-    _set_data(msg, packed)
-    return msg
+    return packed, canonical, int(packed.shape[1]) * channels * dtype.itemsize

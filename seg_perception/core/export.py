@@ -406,7 +406,10 @@ def check_export(source: ExportSource, model_path: Path, seed: int = 0) -> tuple
         generator = torch.Generator().manual_seed(seed)
         image = torch.rand(1, 3, spec.input_height, spec.input_width, generator=generator)
         batch = (image - torch.tensor(spec.mean).view(1, 3, 1, 1)) / torch.tensor(spec.std).view(1, 3, 1, 1)
-        exported = runtime(batch).float()
+        # An ONNX Runtime session on the CPU takes and returns numpy (array_io): no torch around it.
+        array_io = getattr(runtime, "array_io", False)
+        output = runtime(batch.numpy() if array_io else batch)
+        exported = (torch.from_numpy(output) if array_io else output).float()
         with torch.inference_mode():
             eager = source.module(batch).float()
     finally:

@@ -141,10 +141,13 @@ class FrameProcessor:
     @classmethod
     def load(cls, model: str, device: str = "auto", fp16: bool = False, description: str | None = None,
              warmup_iterations: int = 3, obstacles: list[str] | None = None,
-             reuse_buffers: bool = True, triton: TritonOptions | None = None) -> FrameProcessor:
+             reuse_buffers: bool = True, triton: TritonOptions | None = None,
+             cpu_threads: int = 0) -> FrameProcessor:
         """Load and warm up a model (call on the thread that will run it). `obstacles` None keeps
-        the model's own obstacle classes. Raises ModelLoadError, DeviceError or ValueError."""
-        runtime = load_model(model, device, fp16=fp16, description=description, triton=triton)
+        the model's own obstacle classes; `cpu_threads` (0 = one per core) is the model's thread
+        count on the CPU. Raises ModelLoadError, DeviceError or ValueError."""
+        runtime = load_model(model, device, fp16=fp16, description=description, triton=triton,
+                             cpu_threads=cpu_threads)
         try:
             class_map = runtime.spec.classes
             if obstacles is not None:

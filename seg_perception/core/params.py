@@ -47,6 +47,8 @@ PARAMS: tuple[ParamDef, ...] = (
     ParamDef("device", "auto", "auto (CUDA if present, else CPU), cpu, cuda or cuda:N. An explicit CUDA "
              "device that is absent fails configure instead of silently running on the CPU.", stage="configure"),
     ParamDef("fp16", False, "Run the model in float16 (CUDA only).", stage="configure"),
+    ParamDef("cpu_threads", 0, "Intra-op threads of the model on the CPU, for torch and ONNX Runtime alike; "
+             "0 = one per core this process may use.", stage="configure", min=0, max=1024),
     ParamDef("warmup_iterations", 3, "Forward passes at configure so the first frame is not slow.",
              stage="configure", min=0, max=100),
     ParamDef("triton_timeout", 1.0, "triton:// models: limit (s) of every call to the server; a frame "

@@ -2,20 +2,22 @@
 
 Used identically by the ROS node, the demo, the offline tool and the benchmarks. Two
 backends share one pipeline shape:
-- numpy: OpenCV resize on uint8, model, uint8 resampling and palette lookup with OpenCV.
-  Fastest on a CPU, where full-resolution float work is what costs.
+- numpy: OpenCV resize on uint8, model, uint8 resampling and painting with OpenCV.
+  Fastest on a CPU, where full-resolution float work is what costs. With an ONNX model
+  (numpy in and out) nothing on this path imports torch.
 - torch: upload the uint8 frame once, everything on the device, only uint8 results come
   back. Chosen on CUDA; it also runs on the CPU, which is how its logic is tested in CI.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import torch
 
 from . import colorize as colorize_mod
 from .batching import BatchRunner
@@ -24,7 +26,10 @@ from .geometry import Placement, network_output_size
 from .labels import ClassMap
 from .postprocess import finish_numpy, finish_torch, network_maps
 from .preprocess import CpuPreprocessor, TorchPreprocessor
-from .runtimes.base import ModelSpec, Runtime
+from .runtimes.base import ModelSpec, Runtime, torch_device
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -70,14 +75,22 @@ class SegmentationPipeline:
             raise ValueError(f"backend must be auto, numpy or torch, got '{backend}'")
         self.backend = backend
         self._runner = BatchRunner(runtime)
+        # numpy in and out (ONNX Runtime on the CPU): no torch on the numpy backend at all.
+        self._array_io = bool(getattr(runtime, "array_io", False))
         spec = runtime.spec
         self._palette = spec.classes.palette_lut()
+        self._painter = colorize_mod.Painter(self._palette, BufferPool(reuse_buffers))
         if backend == "numpy":
-            self._pre: CpuPreprocessor | TorchPreprocessor = CpuPreprocessor(spec, runtime.dtype)
+            self._pre: CpuPreprocessor | TorchPreprocessor = CpuPreprocessor(spec)
         else:
-            self._pre = TorchPreprocessor(spec, self.device, runtime.dtype)
-            self._palette_t = torch.from_numpy(self._palette).to(self.device)
-            self._drawn_t = torch.from_numpy(colorize_mod.drawn_lut(self._palette) > 0).to(self.device)
+            import torch
+
+            device = torch_device(self.device)
+            # An array_io runtime names its input dtype in numpy terms.
+            dtype = torch.from_numpy(np.zeros(0, runtime.dtype)).dtype if self._array_io else runtime.dtype
+            self._pre = TorchPreprocessor(spec, device, dtype)
+            self._palette_t = torch.from_numpy(self._palette).to(device)
+            self._drawn_t = torch.from_numpy(colorize_mod.drawn_lut(self._palette) > 0).to(device)
 
     @property
     def spec(self) -> ModelSpec:
@@ -99,7 +112,29 @@ class SegmentationPipeline:
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+            import torch
+
+            torch.cuda.synchronize(torch_device(self.device))
+
+    def _model_input(self, batch: Any) -> Any:
+        """The pre-processed batch as the runtime takes it: numpy for an array_io runtime, else a
+        tensor (the CPU pre-processor's array wrapped without a copy)."""
+        if self._array_io:
+            if self.backend == "numpy":
+                return batch
+            return batch.detach().cpu().numpy()
+        if isinstance(batch, np.ndarray):
+            import torch
+
+            return torch.from_numpy(batch)
+        return batch
+
+    def _inference_mode(self) -> contextlib.AbstractContextManager[Any]:
+        if self._array_io and self.backend == "numpy":
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.inference_mode()
 
     def __call__(self, rgb: np.ndarray, options: SegmentationOptions | None = None) -> SegmentationResult:
         return next(self.run_batch([rgb], [options or SegmentationOptions()]))
@@ -116,35 +151,44 @@ class SegmentationPipeline:
                 raise ValueError(f"expected a non-empty HxWx3 uint8 RGB image, got {rgb.shape} {rgb.dtype}")
         many = len(frames) > 1
         t0 = time.perf_counter()
-        inputs: list[torch.Tensor] = []
+        inputs: list[Any] = []
         places: list[Placement] = []
-        uploaded: list[torch.Tensor | None] = []
-        with torch.inference_mode():
+        uploaded: list[Any] = []
+        with self._inference_mode():
             for rgb in frames:
                 batch, place = self._pre(rgb)
-                # The CPU preprocessor writes into one reused tensor, and the CUDA one stages
+                # The CPU preprocessor writes into one reused array, and the CUDA one stages
                 # every frame through one pinned buffer: each frame must be done before the next.
-                inputs.append(batch.clone() if many and batch.device.type == "cpu" else batch)
+                if many:
+                    batch = batch.copy() if isinstance(batch, np.ndarray) else (
+                        batch.clone() if batch.device.type == "cpu" else batch)
+                inputs.append(batch)
                 places.append(place)
                 uploaded.append(self._pre.frame if isinstance(self._pre, TorchPreprocessor) else None)
                 if many:
                     self._sync()
             self._sync()
             t1 = time.perf_counter()
-            raw = self._runner(torch.cat(inputs) if many else inputs[0])
+            joined = inputs[0] if not many else (
+                np.concatenate(inputs) if isinstance(inputs[0], np.ndarray) else _torch_cat(inputs))
+            raw = self._runner(self._model_input(joined))
             self._sync()
             t2 = time.perf_counter()
+            if self.backend == "torch" and isinstance(raw, np.ndarray):
+                import torch
+
+                raw = torch.from_numpy(raw).to(torch_device(self.device))
         shared = dict(preprocess=(t1 - t0) * 1e3, inference=(t2 - t1) * 1e3, batch=float(len(frames)))
         for index, (rgb, opts) in enumerate(zip(frames, options)):
             yield self._finish(rgb, raw[index:index + 1] if many else raw, places[index], opts,
                                uploaded[index], shared)
 
-    def _finish(self, rgb: np.ndarray, raw: torch.Tensor, place: Placement, opts: SegmentationOptions,
-                uploaded: torch.Tensor | None, shared: dict[str, float]) -> SegmentationResult:
+    def _finish(self, rgb: np.ndarray, raw: Any, place: Placement, opts: SegmentationOptions,
+                uploaded: Any, shared: dict[str, float]) -> SegmentationResult:
         src_h, src_w = rgb.shape[:2]
         out_w, out_h = self.output_size_for(src_w, src_h, opts.output_size)
         t2 = time.perf_counter()
-        with torch.inference_mode():
+        with self._inference_mode():
             maps = network_maps(raw, self.spec)
             if self.backend == "numpy":
                 labels, confidence = finish_numpy(maps, place, out_w, out_h, opts.confidence_threshold,
@@ -167,16 +211,11 @@ class SegmentationPipeline:
                      opts: SegmentationOptions) -> tuple[np.ndarray | None, np.ndarray | None]:
         if not (opts.want_color or opts.want_overlay):
             return None, None
-        buf = self._buffers.get
-        color = colorize_mod.colorize(labels, self._palette, buf("color", out_h, out_w, 3),
-                                      buf("scratch3", out_h, out_w, 3))
-        over = None
+        base = None
         if opts.want_overlay:
             base = rgb if rgb.shape[:2] == (out_h, out_w) else cv2.resize(
-                rgb, (out_w, out_h), dst=buf("base", out_h, out_w, 3), interpolation=cv2.INTER_AREA)
-            over = colorize_mod.overlay(base, color, labels, self._palette, opts.overlay_alpha,
-                                        buf("overlay", out_h, out_w, 3), buf("scratch3", out_h, out_w, 3),
-                                        buf("drawn", out_h, out_w))
+                rgb, (out_w, out_h), dst=self._buffers.get("base", out_h, out_w, 3), interpolation=cv2.INTER_AREA)
+        color, over = self._painter.paint(labels, base, opts.overlay_alpha)
         return (color if opts.want_color else None), over
 
     def _paint_torch(self, labels: torch.Tensor, uploaded: torch.Tensor | None, out_w: int, out_h: int,
@@ -187,7 +226,9 @@ class SegmentationPipeline:
         over = None
         if opts.want_overlay:
             assert uploaded is not None
-            frame = uploaded.to(self.device)
+            import torch
+
+            frame = uploaded.to(torch_device(self.device))
             if frame.shape[:2] != (out_h, out_w):
                 frame = torch.nn.functional.interpolate(
                     frame.permute(2, 0, 1)[None].float(), size=(out_h, out_w), mode="bilinear",
@@ -198,8 +239,16 @@ class SegmentationPipeline:
     def release_cache(self) -> None:
         """Hand cached device memory back (deactivate): other processes may need the GPU meanwhile."""
         if self.device.type == "cuda":
+            import torch
+
             torch.cuda.empty_cache()
 
     def close(self) -> None:
         self.runtime.close()
+
+
+def _torch_cat(tensors: list[Any]) -> Any:
+    import torch
+
+    return torch.cat(tensors)
         self.release_cache()

@@ -12,30 +12,39 @@ below `confidence_threshold` become UNLABELED (255).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import torch
 
 from .buffers import BufferPool
 from .geometry import Placement
 from .labels import UNLABELED
 from .runtimes.base import ModelSpec
 
+if TYPE_CHECKING:
+    import torch
+
 
 @dataclass
 class NetworkMaps:
-    """Per-pixel results at model output resolution (torch, on the model's device)."""
+    """Per-pixel uint8 results at model output resolution: numpy arrays when the model's
+    output was one, else torch tensors on the model's device."""
 
     kind: str
     """'labels' (labels + confidence) or 'binary' (probability of class 1 only)."""
-    labels: torch.Tensor | None
-    confidence: torch.Tensor | None
-    probability: torch.Tensor | None
+    labels: Any
+    confidence: Any
+    probability: Any
 
 
-def network_maps(output: torch.Tensor, spec: ModelSpec) -> NetworkMaps:
-    """Reduce a raw model output (N=1) to uint8 maps at its own resolution."""
+def network_maps(output: Any, spec: ModelSpec) -> NetworkMaps:
+    """Reduce a raw model output (N=1) to uint8 maps at its own resolution: with numpy/OpenCV
+    for a numpy output (no torch), with torch on the output's device for a tensor."""
+    if isinstance(output, np.ndarray):
+        return _network_maps_numpy(output, spec)
+    import torch
+
     kind = spec.output
     if kind == "labels":
         ids = output.reshape(output.shape[-2:]) if output.dim() in (3, 4) else output
@@ -50,7 +59,42 @@ def network_maps(output: torch.Tensor, spec: ModelSpec) -> NetworkMaps:
 
 
 def _to_u8(prob: torch.Tensor) -> torch.Tensor:
+    import torch
+
     return (prob.clamp(0.0, 1.0) * 255.0).round_().to(torch.uint8)
+
+
+def _network_maps_numpy(output: np.ndarray, spec: ModelSpec) -> NetworkMaps:
+    """network_maps for a numpy output; the same arithmetic as the torch path, in float32."""
+    kind = spec.output
+    if kind == "labels":
+        ids = output.reshape(output.shape[-2:]) if output.ndim in (3, 4) else output
+        return NetworkMaps("labels", ids.astype(np.uint8), np.full(ids.shape, 255, np.uint8), None)
+    out = np.asarray(output[0], np.float32)
+    if kind in ("sigmoid", "binary_logits"):
+        prob = out[0] if kind == "sigmoid" else _sigmoid(out[0])
+        return NetworkMaps("binary", None, None, _to_u8_numpy(prob))
+    ids = out.argmax(axis=0)
+    if kind == "logits":
+        # Softmax's winning probability without the full softmax: 1 / sum(exp(x - max)).
+        top = out.max(axis=0)
+        channels = out.shape[0]
+        conf = 1.0 / cv2.exp((out - top).reshape(channels, -1)).sum(axis=0).reshape(top.shape)
+    else:
+        conf = np.take_along_axis(out, ids[None], axis=0)[0]
+    return NetworkMaps("labels", ids.astype(np.uint8), _to_u8_numpy(conf), None)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + cv2.exp(np.ascontiguousarray(-x).reshape(1, -1)).reshape(x.shape))
+
+
+def _to_u8_numpy(prob: np.ndarray) -> np.ndarray:
+    return np.rint(np.clip(prob, 0.0, 1.0) * np.float32(255.0)).astype(np.uint8)
+
+
+def _host(grid: Any) -> np.ndarray:
+    return grid if isinstance(grid, np.ndarray) else grid.cpu().numpy()
 
 
 def _threshold_u8(confidence_threshold: float) -> int:
@@ -74,7 +118,7 @@ def finish_numpy(maps: NetworkMaps, place: Placement, out_w: int, out_h: int,
 
     if maps.kind == "binary":
         assert maps.probability is not None
-        prob = _resample(maps.probability.cpu().numpy(), place, out_w, out_h, cv2.INTER_LINEAR, buf("prob"))
+        prob = _resample(_host(maps.probability), place, out_w, out_h, cv2.INTER_LINEAR, buf("prob"))
         # p > 0.5 <=> round(255 p) >= 128; confidence max(p, 1 - p), where 255 - p is bitwise not.
         _, labels = cv2.threshold(prob, 127, 1, cv2.THRESH_BINARY, dst=buf("labels"))
         if not (want_confidence or keep > 0):
@@ -82,8 +126,8 @@ def finish_numpy(maps: NetworkMaps, place: Placement, out_w: int, out_h: int,
         confidence = cv2.max(prob, cv2.bitwise_not(prob, dst=buf("scratch")), dst=buf("confidence"))
     else:
         assert maps.labels is not None and maps.confidence is not None
-        labels = _resample(maps.labels.cpu().numpy(), place, out_w, out_h, cv2.INTER_NEAREST, buf("labels"))
-        confidence = _resample(maps.confidence.cpu().numpy(), place, out_w, out_h, cv2.INTER_NEAREST,
+        labels = _resample(_host(maps.labels), place, out_w, out_h, cv2.INTER_NEAREST, buf("labels"))
+        confidence = _resample(_host(maps.confidence), place, out_w, out_h, cv2.INTER_NEAREST,
                                buf("confidence"))
     if keep > 0:
         labels = np.ascontiguousarray(labels)
@@ -111,6 +155,8 @@ def _resample(grid: np.ndarray, place: Placement, out_w: int, out_h: int, interp
 def finish_torch(maps: NetworkMaps, place: Placement, out_w: int, out_h: int,
                  confidence_threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Device: the same resampling with torch (grid_sample); results stay on the device."""
+    import torch
+
     keep = _threshold_u8(confidence_threshold)
     if maps.kind == "binary":
         assert maps.probability is not None
@@ -127,6 +173,8 @@ def finish_torch(maps: NetworkMaps, place: Placement, out_w: int, out_h: int,
 
 
 def _resample_torch(grid: torch.Tensor, place: Placement, out_w: int, out_h: int, mode: str) -> torch.Tensor:
+    import torch
+
     grid_h, grid_w = grid.shape
     if place.is_identity_box and (grid_w, grid_h) == (out_w, out_h):
         return grid

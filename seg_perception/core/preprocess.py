@@ -1,19 +1,23 @@
-"""uint8 RGB image -> normalized NCHW model input, on the CPU (OpenCV) or on the device (torch).
+"""uint8 RGB image -> normalized NCHW model input, on the CPU (OpenCV/numpy) or on the device (torch).
 
 The CPU path resizes the uint8 frame with OpenCV before anything becomes float, so a 1080p
-frame costs one small resize instead of a full-resolution float conversion. The torch path
+frame costs one small resize instead of a full-resolution float conversion, and returns a
+numpy array (torch wraps it without a copy when a torch model runs on the CPU). The torch path
 uploads the uint8 frame once and does the same arithmetic on the GPU; it also runs on the
-CPU so its logic is tested where there is no GPU.
+CPU so its logic is tested where there is no GPU. torch is imported only by the torch path.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from .geometry import Placement
-from .runtimes.base import ModelSpec
+from .runtimes.base import DeviceLike, ModelSpec, torch_device
+
+if TYPE_CHECKING:
+    import torch
 
 
 def normalization(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -24,18 +28,19 @@ def normalization(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
 
 
 class CpuPreprocessor:
-    """OpenCV resize (+ letterbox pad) on uint8, then one fused normalize into a reused tensor."""
+    """OpenCV resize (+ letterbox pad) on uint8, then one fused normalize into a reused array."""
 
-    def __init__(self, spec: ModelSpec, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, spec: ModelSpec, dtype: object = None) -> None:
+        """`dtype` is ignored: the batch is float32 and a runtime converts it to its own dtype."""
         self.spec = spec
-        self.dtype = dtype
         a, b = normalization(spec)
-        self._a = torch.from_numpy(a).view(1, 3, 1, 1)
-        self._b = torch.from_numpy(b).view(1, 3, 1, 1)
+        self._a = a.reshape(3, 1, 1)
+        self._b = b.reshape(3, 1, 1)
         self._canvas = np.full((spec.input_height, spec.input_width, 3), spec.pad_value, np.uint8)
-        self._out = torch.empty((1, 3, spec.input_height, spec.input_width), dtype=torch.float32)
+        self._out = np.empty((1, 3, spec.input_height, spec.input_width), np.float32)
 
-    def __call__(self, rgb: np.ndarray) -> tuple[torch.Tensor, Placement]:
+    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, Placement]:
+        """(1, 3, H, W) float32, reused across calls (valid until the next call), and the placement."""
         spec = self.spec
         h, w = rgb.shape[:2]
         place = Placement.for_policy(spec.resize, w, h, spec.input_width, spec.input_height)
@@ -44,20 +49,19 @@ class CpuPreprocessor:
         else:
             resized = cv2.resize(rgb, (place.content_w, place.content_h), interpolation=cv2.INTER_LINEAR)
         if place.is_identity_box:
-            canvas = np.ascontiguousarray(resized)
+            canvas = resized
         else:
             canvas = self._canvas
             canvas[...] = spec.pad_value
             canvas[place.pad_top:place.pad_top + place.content_h,
                    place.pad_left:place.pad_left + place.content_w] = resized
-        hwc = torch.from_numpy(canvas)
+        chw = canvas.transpose(2, 0, 1)
         if spec.color_order == "bgr":
-            hwc = hwc.flip(-1)
-        chw = hwc.permute(2, 0, 1).unsqueeze(0)
-        out = self._out
-        torch.mul(chw, self._a, out=out)
-        out.add_(self._b)
-        return (out if self.dtype == torch.float32 else out.to(self.dtype)), place
+            chw = chw[::-1]
+        out = self._out[0]
+        np.multiply(chw, self._a, out=out)
+        out += self._b
+        return self._out, place
 
 
 class TorchPreprocessor:
@@ -67,18 +71,22 @@ class TorchPreprocessor:
     (`frame`) so colorizing and blending can happen on the device too.
     """
 
-    def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, spec: ModelSpec, device: DeviceLike, dtype: torch.dtype | None = None) -> None:
+        import torch
+
         self.spec = spec
-        self.device = device
-        self.dtype = dtype
+        self.device = torch_device(device)
+        self.dtype = torch.float32 if dtype is None else dtype
         a, b = normalization(spec)
-        self._a = torch.from_numpy(a).view(1, 3, 1, 1).to(device)
-        self._b = torch.from_numpy(b).view(1, 3, 1, 1).to(device)
+        self._a = torch.from_numpy(a).view(1, 3, 1, 1).to(self.device)
+        self._b = torch.from_numpy(b).view(1, 3, 1, 1).to(self.device)
         self._staging: torch.Tensor | None = None
         self.frame: torch.Tensor | None = None
         """The last uploaded frame, (H, W, 3) uint8 RGB on the device."""
 
     def upload(self, rgb: np.ndarray) -> torch.Tensor:
+        import torch
+
         if self.device.type != "cuda":
             # torch refuses to wrap read-only memory (a zero-copy view of a message) without a warning
             self.frame = torch.from_numpy(rgb if rgb.flags.writeable and rgb.flags.c_contiguous else np.array(rgb))
@@ -90,6 +98,9 @@ class TorchPreprocessor:
         return self.frame
 
     def __call__(self, rgb: np.ndarray) -> tuple[torch.Tensor, Placement]:
+        import torch
+        import torch.nn.functional as F
+
         spec = self.spec
         frame = self.upload(rgb)
         h, w = frame.shape[:2]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -90,6 +90,8 @@ class Snapshot:
     camera_info_rejected: int = 0
     camera_info_problem: str = ""
     """Set while the newest CameraInfo of some topic is unusable (names the topic)."""
+    stages_ms: dict[str, float] = field(default_factory=dict)
+    """Mean ms of each stage of a frame's way through the node (wait, read, decode, ..., publish)."""
 
 
 class NodeStats:
@@ -106,6 +108,7 @@ class NodeStats:
         self._inference: deque[float] = deque(maxlen=100)
         self._pipeline: deque[float] = deque(maxlen=100)
         self._latency: deque[float] = deque(maxlen=100)
+        self._stages: dict[str, deque[float]] = {}
         self.frames_in = self.frames_out = self.dropped = self.rejected = 0
         self.depth_unpaired = self.errors = self.clock_problems = self.camera_info_rejected = 0
         self._errors_since_output = 0
@@ -168,8 +171,10 @@ class NodeStats:
             self._depth_problems_since_cloud += 1
             self._depth_error = detail or problem
 
-    def frame_done(self, inference_ms: float, pipeline_ms: float, latency_ms: float | None) -> None:
-        """A frame was segmented; `latency_ms` is now - stamp (None for an unstamped frame).
+    def frame_done(self, inference_ms: float, pipeline_ms: float, latency_ms: float | None,
+                   stages_ms: Mapping[str, float] | None = None) -> None:
+        """A frame was segmented; `latency_ms` is now - stamp (None for an unstamped frame);
+        `stages_ms` times its stages (keys are free-form stage names).
 
         A latency that shows a clock problem (stamp in the future or far past) is counted
         and reported, never averaged with real latencies.
@@ -188,6 +193,8 @@ class NodeStats:
                 self._clock_problem = ""
                 if latency_ms is not None:
                     self._latency.append(latency_ms)
+            for name, ms in (stages_ms or {}).items():
+                self._stages.setdefault(name, deque(maxlen=100)).append(ms)
 
     def snapshot(self) -> Snapshot:
         with self._lock:
@@ -210,7 +217,8 @@ class NodeStats:
                 failed_rate=self._failed.rate(), dropped_rate=self._dropped.rate(),
                 last_rejection=self._last_rejection, clock_problems=self.clock_problems,
                 clock_problem=self._clock_problem, camera_info_rejected=self.camera_info_rejected,
-                camera_info_problem=camera)
+                camera_info_problem=camera,
+                stages_ms={name: float(np.mean(values)) for name, values in self._stages.items()})
 
 
 def verdict(snap: Snapshot, input_timeout: float, max_latency: float, last_error: str = "") -> tuple[int, str]:
@@ -270,6 +278,7 @@ def key_values(snap: Snapshot, device: str, model: str) -> list[tuple[str, str]]
         ("camera_info_rejected", str(snap.camera_info_rejected)),
         ("device", device),
         ("model", model),
+        *((f"stage_{name}_ms", f"{ms:.2f}") for name, ms in snap.stages_ms.items()),
     ]
 
 

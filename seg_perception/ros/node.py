@@ -8,16 +8,22 @@ parameters (another model, device, topics) may be set and configured.
 
 Threads: the executor thread only drops the newest serialized frame into its camera's one-slot
 buffer (latest wins per camera) and files depth frames by stamp; the engine thread takes the
-newest frame of every camera that has one, deserializes them, runs them through the
-FrameProcessor as one batch and publishes. Every torch call happens on that one thread.
+newest frame of every camera that has one, reads them, runs them through the FrameProcessor as
+one batch and publishes. Every torch call happens on that one thread.
 
 Cameras (`cameras`): each name C gets C/image ... C/segmentation/...; '' keeps the plain names.
+
+Wire format: every camera message is taken serialized (raw subscriptions) and read in place
+with core.cdr, whose uint8 fields are numpy views of the received bytes; every per-frame output
+is published as CDR bytes. No rclpy message object carries pixels through this node (building
+one for a 1080p frame costs more than the model).
 """
 from __future__ import annotations
 
 import gc
 import signal
 import sys
+import time
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable
@@ -30,14 +36,14 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.serialization import deserialize_message
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from . import diagnostics, parameters, qos
 from .bond import LifecycleBond
-from ..core import params, stats
+from ..core import cdr, params, stats
 from ..core.calibration import CalibrationError, intrinsics_from_camera_info
+from ..core.conversions import ImageFormatError
 from ..core.frame import DepthFrame, DepthStatus, FrameInput, FrameOutputs, FrameProcessor
 from ..core.latest import LatestPerKey
 from ..core.pairing import stamp_to_ns
@@ -55,7 +61,8 @@ class SegmentationNode(LifecycleNode):
         super().__init__(node_name, **kwargs)
         parameters.declare_all(self)
         self.stats = stats.NodeStats()
-        self._slots: LatestPerKey[str, bytes] = LatestPerKey()
+        self._slots: LatestPerKey[str, tuple[bytes, float]] = LatestPerKey()
+        """per camera: (serialized frame, monotonic receipt time)"""
         self._cameras: dict[str, Camera] = {}
         self._processor: FrameProcessor | None = None
         self._device_text = "not loaded"
@@ -118,7 +125,7 @@ class SegmentationNode(LifecycleNode):
             processor = self._engine.submit(
                 FrameProcessor.load, self._param("model"), self._param("device"), self._param("fp16"),
                 self._param("model_description") or None, self._param("warmup_iterations"), obstacles,
-                triton=triton).result()
+                triton=triton, cpu_threads=self._param("cpu_threads")).result()
         except (ModelLoadError, DeviceError, ValueError) as exc:
             self._last_error = str(exc)
             self.get_logger().fatal(self._last_error)
@@ -127,7 +134,8 @@ class SegmentationNode(LifecycleNode):
         class_map, spec = processor.class_map, processor.pipeline.spec
         if obstacles is None:  # make the effective value visible to `ros2 param get`
             self.set_parameters([Parameter("obstacle_classes", Parameter.Type.STRING_ARRAY, class_map.obstacle_names)])
-        self._device_text = describe_device(processor.pipeline.device)
+        self._device_text = describe_device(processor.pipeline.device,
+                                            getattr(processor.pipeline.runtime, "cpu_threads", None))
         self._diag_timer.timer_period_ns = int(self._param("diagnostics_period") * 1e9)
         self._cameras = {name: Camera(name) for name in self._param("cameras")}
         for camera in self._cameras.values():
@@ -200,64 +208,86 @@ class SegmentationNode(LifecycleNode):
         for camera in self._cameras.values():
             topic = camera.topic(self._image_topic())
             events = SubscriptionEventCallbacks(incompatible_qos=self._qos.handler(topic, publisher=False))
-            # raw: the executor only copies the serialized frame; the worker deserializes the frames it
-            # actually takes, so frames that latest-wins drops cost no deserialization (1-6 ms at 1080p).
+            # raw: the executor only takes the serialized frame; the worker reads the frames it
+            # actually takes in place (core.cdr), so frames that latest-wins drops cost nothing more.
             self._subs.append(self.create_subscription(self._image_type, topic, self._on_image(camera), image_qos,
                                                        event_callbacks=events, raw=True))
             self._subs.append(self.create_subscription(CameraInfo, camera.topic("camera_info"),
-                                                       self._on_camera_info(camera), qos.SENSOR))
+                                                       self._on_camera_info(camera, "camera_info"), qos.SENSOR,
+                                                       raw=True))
             if self._param("use_depth"):
                 self._subs.append(self.create_subscription(Image, camera.topic("depth"), self._on_depth(camera),
-                                                           image_qos))
+                                                           image_qos, raw=True))
                 self._subs.append(self.create_subscription(CameraInfo, camera.topic("depth/camera_info"),
-                                                           self._on_depth_info(camera), qos.SENSOR))
+                                                           self._on_camera_info(camera, "depth/camera_info"),
+                                                           qos.SENSOR, raw=True))
 
     # callbacks (executor thread: cheap only) ---------------------------------------------
 
     def _on_image(self, camera: Camera) -> Callable[[bytes], None]:
         def store(serialized: bytes) -> None:
-            dropped = self._slots.put(camera.name, serialized)
+            dropped = self._slots.put(camera.name, (serialized, time.monotonic()))
             camera.counters.frames_in += 1
             camera.counters.dropped += int(dropped)
             self.stats.frame_received(dropped)
         return store
 
-    def _on_camera_info(self, camera: Camera) -> Callable[[CameraInfo], None]:
-        def store(msg: CameraInfo) -> None:
-            camera.camera_info = msg
+    def _read(self, serialized: bytes, reader: Any, topic: str) -> Any:
+        """A small message read in place on the executor thread (microseconds); None and a
+        throttled error when the bytes are not a well-formed message."""
+        try:
+            return reader(serialized)
+        except ImageFormatError as exc:
+            self._report(f"{topic}:{exc.kind}", f"dropped a message on {self.resolve_topic_name(topic)}: {exc}")
+            return None
+
+    def _on_camera_info(self, camera: Camera, relative: str) -> Callable[[bytes], None]:
+        topic = camera.topic(relative)
+
+        def store(serialized: bytes) -> None:
+            info = self._read(serialized, cdr.read_camera_info, topic)
+            if info is not None:
+                setattr(camera, "depth_info" if relative.startswith("depth") else "camera_info", info)
         return store
 
-    def _on_depth_info(self, camera: Camera) -> Callable[[CameraInfo], None]:
-        def store(msg: CameraInfo) -> None:
-            camera.depth_info = msg
-        return store
+    def _on_depth(self, camera: Camera) -> Callable[[bytes], None]:
+        topic = camera.topic("depth")
 
-    def _on_depth(self, camera: Camera) -> Callable[[Image], None]:
-        def store(msg: Image) -> None:
-            camera.depth.add(stamp_to_ns(msg.header.stamp), msg)
+        def store(serialized: bytes) -> None:
+            msg = self._read(serialized, cdr.read_image, topic)
+            if msg is not None:
+                camera.depth.add(stamp_to_ns(msg.header.stamp), msg)
         return store
 
     # worker -------------------------------------------------------------------------------
 
     def _work(self) -> None:
+        read = cdr.read_compressed_image if self._image_type is CompressedImage else cdr.read_image
         while not self._slots.closed:
             taken = self._slots.take_all()
-            batch: list[tuple[Camera, Image | CompressedImage]] = []
-            for name, serialized in taken.items():
+            batch: list[tuple[Camera, Any, dict[str, float]]] = []
+            for name, (serialized, received) in taken.items():
                 camera = self._cameras.get(name)
                 if camera is None:
                     continue
+                start = time.monotonic()
                 try:
-                    batch.append((camera, deserialize_message(serialized, self._image_type)))
+                    msg = read(serialized)
+                except ImageFormatError as exc:  # not even a well-formed message
+                    self._rejected(camera, exc.kind, str(exc))
+                    continue
                 except Exception as exc:  # a bad frame must never kill the worker
                     self._failed([camera], exc)
+                    continue
+                batch.append((camera, msg, {"wait": (start - received) * 1e3,
+                                            "read": (time.monotonic() - start) * 1e3}))
             if not batch:
                 continue
             done: list[Camera] = []
             try:
                 self._process(batch, done)
             except Exception as exc:  # a bad frame must never kill the worker
-                self._failed([camera for camera, _ in batch if camera not in done], exc)
+                self._failed([camera for camera, _, _ in batch if camera not in done], exc)
 
     def _failed(self, cameras: list[Camera], exc: Exception) -> None:
         for camera in cameras:
@@ -271,19 +301,25 @@ class SegmentationNode(LifecycleNode):
         if self._throttle.should_report(kind):
             self.get_logger().error(text)
 
-    def _process(self, batch: list[tuple[Camera, Image | CompressedImage]], done: list[Camera]) -> None:
-        """One batch: a frame per camera. Each frame's outputs are published before the next
-        one's are made (the pipeline reuses its full-size buffers)."""
+    def _rejected(self, camera: Camera, kind: str, text: str) -> None:
+        self.stats.frame_rejected(f"{kind}: {text}")
+        self._report(f"image:{kind}",
+                     f"rejected frame on {self.resolve_topic_name(camera.topic(self._image_topic()))}: {text}")
+
+    def _process(self, batch: list[tuple[Camera, Any, dict[str, float]]], done: list[Camera]) -> None:
+        """One batch: a frame per camera (core.cdr messages, with their wait and read times). Each
+        frame's outputs are published before the next one's are made (the pipeline reuses its
+        full-size buffers)."""
         processor, opts = self._processor, self._options
         if processor is None:
             return
         inputs = []
-        for camera, msg in batch:
+        for camera, msg, _ in batch:
             assert camera.outputs is not None  # made at configure, with the camera
             inputs.append(FrameInput(msg, camera.outputs.narrow(opts.request, opts.use_depth),
                                      self._paired_depth(camera, stamp_to_ns(msg.header.stamp))))
-        for (camera, msg), out in zip(batch, processor.process_batch(inputs)):
-            self._publish(camera, msg, out)
+        for (camera, msg, stages), out in zip(batch, processor.process_batch(inputs)):
+            self._publish(camera, msg, out, stages)
             done.append(camera)
 
     def _paired_depth(self, camera: Camera, stamp_ns: int) -> Callable[[], DepthFrame | None]:
@@ -298,18 +334,19 @@ class SegmentationNode(LifecycleNode):
             return DepthFrame(depth, camera.camera_info, self.resolve_topic_name(camera.topic("camera_info")))
         return paired
 
-    def _publish(self, camera: Camera, msg: Image | CompressedImage, out: FrameOutputs) -> None:
+    def _publish(self, camera: Camera, msg: Any, out: FrameOutputs, stages: dict[str, float]) -> None:
         outputs = camera.outputs
         assert outputs is not None
         stamp_ns = stamp_to_ns(msg.header.stamp)
         status = out.status
         if status.image_error:
-            self.stats.frame_rejected(f"{status.image_error_kind}: {status.image_error}")
-            self._report(f"image:{status.image_error_kind}",
-                         f"rejected frame on {self.resolve_topic_name(camera.topic(self._image_topic()))}: "
-                         f"{status.image_error}")
+            self._rejected(camera, status.image_error_kind, status.image_error)
             return
+        start = time.perf_counter()
         outputs.publish_frame(msg.header, out, self._checked_camera_info(camera, out))
+        stages.update(out.timings_ms, publish=(time.perf_counter() - start) * 1e3)
+        for not_a_stage in ("total", "batch"):
+            stages.pop(not_a_stage, None)
         camera.counters.frames_out += 1
         if status.depth is DepthStatus.OK:
             self.stats.depth_result(None)
@@ -320,9 +357,9 @@ class SegmentationNode(LifecycleNode):
             if status.depth is not DepthStatus.UNPAIRED:  # expected now and then: counted, not logged
                 self._report(f"depth:{status.depth.name}", f"no cloud: {detail}")
         latency = (self.get_clock().now().nanoseconds - stamp_ns) / 1e6 if stamp_ns > 0 else None
-        self.stats.frame_done(out.timings_ms["inference"], out.timings_ms["total"], latency)
+        self.stats.frame_done(out.timings_ms["inference"], out.timings_ms["total"], latency, stages)
 
-    def _checked_camera_info(self, camera: Camera, out: FrameOutputs) -> CameraInfo | None:
+    def _checked_camera_info(self, camera: Camera, out: FrameOutputs) -> Any:
         """The color camera_info to republish with this frame, or None when there is none or it is
         unusable (counted, logged per topic, and WARN in diagnostics until a good one arrives)."""
         info = camera.camera_info

@@ -3,6 +3,9 @@
 Streams are lifecycle publishers (they publish only while the node is active); the class map
 and LabelInfo are latched (transient-local) and published at configure, so a costmap or a
 manager can read the classes before activation. Outputs nobody subscribes to are not built.
+
+Per-frame outputs are published as CDR bytes built in one pass from the arrays (core.cdr):
+no Python message object holds megabytes of pixels or points on the way out.
 """
 from __future__ import annotations
 
@@ -14,11 +17,11 @@ from rclpy.lifecycle import LifecycleNode
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from . import qos
-from ..core import clouds
+from ..core import cdr, clouds
 from ..core.frame import FrameOutputs, FrameRequest
 from ..core.labels import ClassMap
 from ..msg import ClassMap as ClassMapMsg
-from .messages import CloudMessages, class_map_msg, image_msg, label_info_msg, resized_camera_info
+from .messages import class_map_msg, label_info_msg
 
 try:  # vision_msgs is on every ROS 2 distro but not in our pip environment.
     from vision_msgs.msg import LabelInfo, VisionClass
@@ -34,7 +37,6 @@ class Outputs:
                  on_incompatible: Callable[[str], Callable[[Any], None]], prefix: str = "") -> None:
         """`prefix`: the camera's namespace with its trailing '/' ('' for the plain names)."""
         self._node = node
-        self._clouds = CloudMessages()
         self.pubs: dict[str, Any] = {}
         stream = qos.stream(reliability)
         for key, msg_type in STREAMS.items():
@@ -60,20 +62,23 @@ class Outputs:
             obstacle_points=use_depth and w("obstacle_points", request.obstacle_points),
             min_range=request.min_range, max_range=request.max_range, voxel_size=request.voxel_size)
 
-    def publish_frame(self, header: Any, out: FrameOutputs, camera_info: CameraInfo | None) -> None:
-        """Every output of one frame, each with the input's header (clouds: the depth frame_id)."""
+    def publish_frame(self, header: Any, out: FrameOutputs, camera_info: Any | None) -> None:
+        """Every output of one frame, each with the input's header (clouds: the depth frame_id).
+        `header` and `camera_info` are header- and CameraInfo-like (core.cdr's or rclpy's)."""
         result, pubs = out.segmentation, self.pubs
         assert result is not None
+        header = cdr.as_header(header)
         for key, array, encoding in (("mask", result.labels, "mono8"), ("confidence", result.confidence, "mono8"),
                                      ("color_mask", result.color, "rgb8"), ("overlay", result.overlay, "rgb8")):
             if array is not None and (key != "confidence" or self.wanted(key)):
-                pubs[key].publish(image_msg(header, array, encoding))
+                pubs[key].publish(cdr.image_bytes(header, array, encoding))
         if camera_info is not None:
-            pubs["camera_info"].publish(resized_camera_info(camera_info, header, *result.size))
+            pubs["camera_info"].publish(cdr.camera_info_bytes(camera_info, header, *result.size))
+        cloud_header = cdr.header(header.stamp.sec, header.stamp.nanosec, out.cloud_frame_id)
         for key, cloud, fields in (("points", out.labelled_cloud, clouds.LABELLED_FIELDS),
                                    ("obstacle_points", out.obstacle_cloud, clouds.XYZ_FIELDS)):
             if cloud is not None:
-                pubs[key].publish(self._clouds.fill(key, header, out.cloud_frame_id, cloud, fields))
+                pubs[key].publish(cdr.pointcloud2_bytes(cloud_header, cloud, fields))
 
     def publish_class_map(self, class_map: ClassMap, stamp: Any, confidence_threshold: float) -> None:
         self.pubs["class_map"].publish(class_map_msg(class_map, stamp))

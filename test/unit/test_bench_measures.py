@@ -23,11 +23,11 @@ def test_parse_size() -> None:
 
 def test_targets_exact_and_interpolated() -> None:
     assert target_for(PIPELINE_RATIO_TARGET, (640, 480)) == (1.3, True)
-    assert target_for(NODE_MARGIN_MS_TARGET, (1920, 1080)) == (20.0, True)
+    assert target_for(NODE_MARGIN_MS_TARGET, (1920, 1080)) == (4.0, True)
     middle, exact = target_for(PIPELINE_RATIO_TARGET, (1280, 720))
-    assert not exact and 1.3 < middle < 1.6
+    assert not exact and 1.3 < middle < 1.5
     assert target_for(PIPELINE_RATIO_TARGET, (320, 240))[0] == 1.3  # clamped below
-    assert target_for(PIPELINE_RATIO_TARGET, (3840, 2160))[0] == 1.6  # clamped above
+    assert target_for(PIPELINE_RATIO_TARGET, (3840, 2160))[0] == 1.5  # clamped above
 
 
 def test_percentiles_and_medians_skip_missing() -> None:
@@ -53,3 +53,17 @@ def test_at_most_is_unknown_for_missing_values() -> None:
     assert at_most(1.0, 2.0) is True
     assert at_most(3.0, 2.0) is False
     assert at_most(float("nan"), 2.0) is None
+
+
+def test_spy_summary_shares_per_function() -> None:
+    from bench.spy import summarize
+
+    raw = ("thread (1): worker;run (a.py:1);model (b.py:2) 6\n"
+           "thread (1): worker;run (a.py:1);deserialize (c.py:3) 3\n"
+           "thread (2): main;spin (d.py:4) 1\n")
+    text = summarize(raw)
+    assert text.startswith("10 samples; by thread: thread (1): worker 90%, thread (2): main 10%")
+    inclusive, own = text.split("-- self")
+    assert " 90.0%  thread (1): worker" in inclusive and "run" in inclusive
+    assert " 60.0%  thread (1): worker                        model" in own
+    assert " 30.0%" in own and "deserialize" in own

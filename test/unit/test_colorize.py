@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from seg_perception.core.colorize import colorize, colorize_torch, drawn_lut, overlay, overlay_torch
+from seg_perception.core.colorize import Painter, colorize, colorize_torch, drawn_lut, overlay, overlay_torch
 from seg_perception.core.labels import UNLABELED, ClassMap
 
 DEVICES = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
@@ -129,3 +129,68 @@ def test_overlay_size_mismatch() -> None:
     palette = CLASSES.palette_lut()
     with pytest.raises(ValueError):
         overlay(_image(10, 10), colorize(labels, palette), labels, palette, 0.5)
+
+
+# Painter: only the painted pixels, palette worked out once -------------------------------
+
+def _palette_variants() -> dict[str, np.ndarray]:
+    binary = np.zeros((256, 3), np.uint8)
+    binary[1] = (220, 20, 60)
+    many = np.zeros((256, 3), np.uint8)
+    many[:8] = np.random.default_rng(5).integers(1, 256, (8, 3))  # 8 painted: the lookup fallback
+    lit_unlabeled = CLASSES.palette_lut().copy()
+    lit_unlabeled[UNLABELED] = (255, 255, 255)  # shown in the color mask, never blended
+    return {"two_painted": CLASSES.palette_lut(), "binary": binary, "many": many, "lit_unlabeled": lit_unlabeled}
+
+
+def _expected_with(palette: np.ndarray, image: np.ndarray, labels: np.ndarray,
+                   alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    color = palette[labels]
+    blended = np.rint(image * (1.0 - alpha) + color.astype(np.float64) * alpha)
+    painted = (drawn_lut(palette)[labels] > 0)[..., None]
+    return color, np.where(painted, blended, image).astype(np.uint8)
+
+
+@pytest.mark.parametrize("variant", ["two_painted", "binary", "many", "lit_unlabeled"])
+@pytest.mark.parametrize("alpha", [0.0, 0.35, 1.0])
+@pytest.mark.parametrize("shape", [(37, 53), (1, 1), (64, 7)])
+def test_painter_equals_the_palette_formula(variant: str, alpha: float, shape: tuple[int, int]) -> None:
+    palette = _palette_variants()[variant]
+    painter = Painter(palette)
+    assert painter.masked == (variant in ("two_painted", "binary"))
+    for seed in range(3):  # buffers reused across calls, as in the node
+        labels = np.random.default_rng(seed).choice(np.array([0, 1, 2, 3, 5, 7, UNLABELED], np.uint8), size=shape)
+        image = _image(*shape, seed=seed + 10)
+        color, over = painter.paint(labels, image, alpha)
+        want_color, want_over = _expected_with(palette, image, labels, alpha)
+        np.testing.assert_array_equal(color, want_color)
+        assert over is not None
+        assert np.abs(over.astype(int) - want_over.astype(int)).max() <= 1  # OpenCV rounds the blend
+
+
+def test_painter_blends_only_the_box_of_painted_pixels() -> None:
+    painter = Painter(_palette_variants()["binary"])
+    labels = np.zeros((40, 60), np.uint8)
+    labels[30:33, 45:50] = 1
+    image = _image(40, 60)
+    color, over = painter.paint(labels, image, 0.5)
+    assert over is not None
+    outside = np.ones((40, 60), bool)
+    outside[30:33, 45:50] = False
+    np.testing.assert_array_equal(over[outside], image[outside])
+    np.testing.assert_array_equal(color[30:33, 45:50], np.broadcast_to((220, 20, 60), (3, 5, 3)))
+    assert not color[outside].any()
+    nothing, untouched = painter.paint(np.zeros((40, 60), np.uint8), image, 0.5)
+    assert not nothing.any() and untouched is not None
+    np.testing.assert_array_equal(untouched, image)
+
+
+def test_painter_color_only_and_size_changes() -> None:
+    painter = Painter(CLASSES.palette_lut())
+    for shape in ((20, 30), (31, 17), (20, 30)):
+        labels = _labels(*shape)
+        color, over = painter.paint(labels, None)
+        assert over is None
+        np.testing.assert_array_equal(color, _expected_color(labels))
+    with pytest.raises(ValueError, match="differ in size"):
+        painter.paint(_labels(5, 5), _image(5, 6))

@@ -170,6 +170,17 @@ def test_key_values() -> None:
     assert all(isinstance(v, str) for v in kv.values())
 
 
+def test_stage_times_are_means_per_stage_in_key_values() -> None:
+    s = stats.NodeStats(clock=FakeClock())
+    s.frame_done(10.0, 20.0, 30.0, {"wait": 0.5, "read": 0.01, "publish": 1.0})
+    s.frame_done(10.0, 20.0, 30.0, {"wait": 1.5, "read": 0.03})
+    snap = s.snapshot()
+    assert snap.stages_ms == pytest.approx({"wait": 1.0, "read": 0.02, "publish": 1.0})
+    kv = dict(stats.key_values(snap, "cpu (2 threads)", "m"))
+    assert kv["stage_wait_ms"] == "1.00" and kv["stage_read_ms"] == "0.02" and kv["stage_publish_ms"] == "1.00"
+    assert not any(k.startswith("stage_") for k, _ in stats.key_values(stats.NodeStats().snapshot(), "", ""))
+
+
 def test_verdict_no_input_yet() -> None:
     level, message = stats.verdict(stats.NodeStats(clock=FakeClock()).snapshot(), 2.0, 0.5)
     assert level == stats.WARN and "no image" in message

@@ -14,7 +14,7 @@ from seg_perception.core.labels import UNLABELED, ClassMap
 from seg_perception.core.pipeline import SegmentationOptions, SegmentationPipeline
 from seg_perception.core.runtimes import load_model
 from seg_perception.core.runtimes.base import ModelSpec
-from seg_perception.core.runtimes.builtin import TorchModuleRuntime
+from seg_perception.core.runtimes.torch_module import TorchModuleRuntime
 from seg_perception.core.sources import sample_photo
 
 CPU = torch.device("cpu")

@@ -112,6 +112,30 @@ def test_label_outputs(shape: tuple[int, ...], dtype: torch.dtype) -> None:
     assert (maps.confidence.numpy() == 255).all()
 
 
+@pytest.mark.parametrize("kind, channels", [("logits", 5), ("logits", 2), ("probabilities", 3), ("sigmoid", 1),
+                                            ("binary_logits", 1), ("labels", 1)])
+def test_numpy_output_gives_the_same_maps_as_a_tensor(kind: str, channels: int) -> None:
+    """An array_io runtime (ONNX on the CPU) hands numpy to network_maps; no torch is involved
+    and the maps equal the torch path's (confidence within one uint8 step)."""
+    rng = np.random.default_rng(channels)
+    if kind == "labels":
+        raw = rng.integers(0, 3, (1, 1, 9, 700)).astype(np.int64)
+    elif kind in ("probabilities", "sigmoid"):
+        raw = rng.dirichlet(np.ones(channels), (9, 700)).transpose(2, 0, 1)[None].astype(np.float32)
+        raw = raw[:, :1] if kind == "sigmoid" else raw
+    else:
+        raw = rng.normal(0, 8, (1, channels, 9, 700)).astype(np.float32)  # wide: past OpenCV's channel limit
+    spec = _spec(kind, 3 if kind in ("labels", "probabilities") else channels)
+    ours, theirs = network_maps(raw, spec), network_maps(torch.from_numpy(raw), spec)
+    assert ours.kind == theirs.kind
+    for name in ("labels", "confidence", "probability"):
+        a, b = getattr(ours, name), getattr(theirs, name)
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert isinstance(a, np.ndarray) and a.dtype == np.uint8 and a.shape == tuple(b.shape)
+            assert np.abs(a.astype(int) - b.numpy().astype(int)).max() <= (0 if name == "labels" else 1)
+
+
 # finish at network size: binary decision, threshold ----------------------------------------
 
 FINISHERS = [pytest.param(finish_numpy, id="numpy"), pytest.param(finish_torch, id="torch")]

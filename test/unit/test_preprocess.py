@@ -41,6 +41,18 @@ def _expected_norm(pixels: np.ndarray, spec: ModelSpec) -> np.ndarray:
     return (x * spec.scale - np.asarray(spec.mean)) / np.asarray(spec.std)
 
 
+def _cpu(spec: ModelSpec) -> object:
+    """CpuPreprocessor returning its numpy batch as a torch tensor (shared memory), so the same
+    assertions read both paths."""
+    pre = CpuPreprocessor(spec)
+
+    def call(rgb: np.ndarray) -> tuple[torch.Tensor, object]:
+        batch, place = pre(rgb)
+        assert isinstance(batch, np.ndarray) and batch.dtype == np.float32
+        return torch.from_numpy(batch), place
+    return call
+
+
 def _both(spec: ModelSpec, device: torch.device = CPU) -> list[object]:
     return [CpuPreprocessor(spec), TorchPreprocessor(spec, device)]
 
@@ -56,7 +68,7 @@ def test_normalization_coefficients() -> None:
 def test_same_size_input_is_only_normalized(which: str, color_order: str) -> None:
     spec = _spec((40, 30), mean=MEAN, std=STD, color_order=color_order)
     rgb = _image(40, 30)
-    pre = CpuPreprocessor(spec) if which == "cpu" else TorchPreprocessor(spec, CPU)
+    pre = _cpu(spec) if which == "cpu" else TorchPreprocessor(spec, CPU)
     batch, place = pre(rgb)
     assert batch.shape == (1, 3, 30, 40) and batch.dtype == torch.float32
     assert place.is_identity_box
@@ -69,7 +81,7 @@ def test_bgr_puts_blue_first(which: str) -> None:
     spec = _spec((8, 8), color_order="bgr")
     rgb = np.zeros((8, 8, 3), np.uint8)
     rgb[..., 0] = 255  # pure red
-    pre = CpuPreprocessor(spec) if which == "cpu" else TorchPreprocessor(spec, CPU)
+    pre = _cpu(spec) if which == "cpu" else TorchPreprocessor(spec, CPU)
     batch, _ = pre(rgb)
     assert batch[0, 0].abs().max() == 0 and batch[0, 1].abs().max() == 0
     assert torch.allclose(batch[0, 2], torch.ones(8, 8))
@@ -88,7 +100,7 @@ def test_letterbox_content_and_padding(which: str, src: tuple[int, int], net: tu
     spec = _spec(net, "letterbox", mean=MEAN, std=STD, pad_value=114)
     color = np.array([200, 30, 90], np.uint8)
     rgb = np.broadcast_to(color, (src[1], src[0], 3)).copy()
-    pre = CpuPreprocessor(spec) if which == "cpu" else TorchPreprocessor(spec, CPU)
+    pre = _cpu(spec) if which == "cpu" else TorchPreprocessor(spec, CPU)
     batch, place = pre(rgb)
     assert batch.shape == (1, 3, net[1], net[0])
     x0, y0, w, h = box
@@ -115,7 +127,8 @@ def test_cpu_and_torch_preprocessing_agree(device: torch.device, resize: str, co
                                            src: tuple[int, int], net: tuple[int, int]) -> None:
     spec = _spec(net, resize, color_order, MEAN, STD, pad_value=114)
     rgb = _image(*src, seed=src[0])
-    cpu_batch, cpu_place = CpuPreprocessor(spec)(rgb)
+    cpu_array, cpu_place = CpuPreprocessor(spec)(rgb)
+    cpu_batch = torch.from_numpy(cpu_array)
     dev_batch, dev_place = TorchPreprocessor(spec, device)(rgb)
     assert cpu_place == dev_place
     assert dev_batch.device.type == device.type
@@ -129,7 +142,7 @@ def test_cpu_and_torch_preprocessing_agree(device: torch.device, resize: str, co
 def test_dtype_is_honoured() -> None:
     spec = _spec((16, 16))
     rgb = _image(20, 20)
-    assert CpuPreprocessor(spec, torch.float16)(rgb)[0].dtype == torch.float16
+    assert CpuPreprocessor(spec)(rgb)[0].dtype == np.float32
     assert TorchPreprocessor(spec, CPU, torch.float64)(rgb)[0].dtype == torch.float64
 
 

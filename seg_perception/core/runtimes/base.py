@@ -7,15 +7,17 @@ these together means post-processing and class maps can never disagree with the 
 from __future__ import annotations
 
 import contextlib
-
-from dataclasses import dataclass
+import os
 from collections.abc import Iterator
-from typing import Literal, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
-import torch
 
 from ..labels import ClassMap
+
+if TYPE_CHECKING:  # torch is imported only by what runs on it: an ONNX model on the CPU never does
+    import torch
 
 ResizePolicy = Literal["stretch", "letterbox"]
 OutputKind = Literal["logits", "probabilities", "sigmoid", "binary_logits", "labels"]
@@ -114,21 +116,85 @@ class ModelSpec:
         return self.classes.num_outputs
 
 
+@dataclass(frozen=True)
+class Device:
+    """A compute device without importing torch (what an ONNX model on the CPU runs on).
+    Has the `type` and `index` of a torch.device, which the pipeline and the node read."""
+
+    type: str
+    index: int | None = None
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+
+CPU = Device("cpu")
+
+
+class DeviceLike(Protocol):
+    """torch.device or Device."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def index(self) -> int | None: ...
+
+
 class Runtime(Protocol):
-    """A loaded model on a device. Inputs/outputs are torch tensors on `device`."""
+    """A loaded model on a device.
+
+    Torch runtimes take and return torch tensors on `device`. A runtime whose `array_io` is
+    True (ONNX Runtime on the CPU) takes and returns numpy arrays instead, so nothing around it
+    needs torch; the pipeline reads `getattr(runtime, "array_io", False)`.
+    """
 
     spec: ModelSpec
-    device: torch.device
-    dtype: torch.dtype
-    """dtype the runtime wants its input in (float16 for fp16 CUDA models)."""
 
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+    @property
+    def device(self) -> DeviceLike: ...
+
+    @property
+    def dtype(self) -> Any:
+        """dtype the runtime wants its input in: a torch dtype (float16 for fp16 CUDA models),
+        or a numpy dtype for an array_io runtime."""
+        ...
+
+    def __call__(self, batch: Any) -> Any:
         """(N, 3, H, W) normalized input -> raw model output as described by spec.output."""
         ...
 
     def close(self) -> None:
         """Free the model and any device memory it holds."""
         ...
+
+
+def cpu_thread_count(requested: int = 0) -> int:
+    """Intra-op threads for the model on the CPU: `requested`, or with 0 every core this process
+    may run on. One number for torch, ONNX Runtime and OpenCV alike, so that two thread pools
+    never spin against each other on the same cores."""
+    if requested < 0:
+        raise ValueError(f"cpu_threads must be >= 0 (0 = one per core), got {requested}")
+    if requested:
+        return requested
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def torch_device(device: DeviceLike | str) -> torch.device:
+    """The torch.device for a Device, a torch.device or a string (imports torch)."""
+    import torch
+
+    return torch.device(str(device))
+
+
+def check_fp16(fp16: bool, device: DeviceLike, source: str) -> None:
+    if fp16 and device.type != "cuda":
+        raise ModelLoadError(source, f"fp16 was requested on device '{device}', but half precision is "
+                                     "CUDA-only here (CPU float16 kernels are slow or missing); "
+                                     "set fp16 to false or use a CUDA device")
 
 
 # Below float32's smallest normal number (1.18e-38): stored as a denormal.
@@ -147,6 +213,8 @@ def flush_denormals() -> Iterator[None]:
     afterwards, so the same thread's other arithmetic (projection, voxel grids, numpy) keeps
     IEEE semantics.
     """
+    import torch
+
     was_on = denormals_flushed()
     torch.set_flush_denormal(True)
     try:
@@ -168,6 +236,8 @@ def resolve_device(requested: str) -> torch.device:
     'auto' falls back to CPU when CUDA is absent; an explicit CUDA request does not, because a
     robot silently running a GPU model on its CPU misses every deadline without saying why.
     """
+    import torch
+
     text = requested.strip().lower()
     if text in ("", "auto"):
         return torch.device("cuda:0") if torch.cuda.is_available() else torch.device("cpu")
@@ -192,7 +262,14 @@ def _parse_index(text: str, requested: str) -> int:
     return int(text)
 
 
-def describe_device(device: torch.device) -> str:
+def describe_device(device: DeviceLike, cpu_threads: int | None = None) -> str:
+    """'cuda:0 (NVIDIA ...)' or 'cpu (N threads)'; `cpu_threads` defaults to torch's count."""
     if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+        import torch
+
+        return f"{device} ({torch.cuda.get_device_name(torch_device(device))})"
+    if cpu_threads is None:
+        import torch
+
+        cpu_threads = torch.get_num_threads()
+    return f"cpu ({cpu_threads} threads)"

@@ -1,13 +1,16 @@
-"""The embedded models (MediaPipe selfie segmentation, TwinLiteNet drivable area) and the
-nn.Module runtime they share with TorchScript files."""
+"""The embedded models (MediaPipe selfie segmentation, TwinLiteNet drivable area). Their
+networks run in torch_module.TorchModuleRuntime, imported (with torch) only when one is loaded."""
 from __future__ import annotations
 
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..labels import ClassInfo, ClassMap
-from .base import ModelLoadError, ModelSpec, flush_denormals
+from .base import ModelLoadError, ModelSpec, check_fp16
+
+if TYPE_CHECKING:
+    import torch
+
+    from .torch_module import TorchModuleRuntime
 
 DEFAULT_MODEL = "selfie"
 BUILTIN_MODELS: tuple[str, ...] = ("selfie", "mediapipe_selfie", "selfie_landscape", "drivable", "twinlitenet")
@@ -68,6 +71,8 @@ def _drivable_spec(name: str) -> ModelSpec:
 
 
 def load_builtin(name: str, device: torch.device, fp16: bool = False) -> TorchModuleRuntime:
+    from .torch_module import TorchModuleRuntime
+
     spec = builtin_spec(name)
     check_fp16(fp16, device, name)
     try:
@@ -82,73 +87,14 @@ def load_builtin(name: str, device: torch.device, fp16: bool = False) -> TorchMo
 
 
 def _builtin_module(canonical: str, device: torch.device) -> torch.nn.Module:
+    import torch
+
     if canonical == "drivable":
         from ...models.twinlitenet import DrivableScores, load_twinlitenet
         return DrivableScores(load_twinlitenet(device=device, dtype=torch.float32))
     from ...models.selfie import load_selfie
     variant, _ = _SELFIE_VARIANTS[canonical]
     return load_selfie(variant, device=device, dtype=torch.float32)
-
-
-def check_fp16(fp16: bool, device: torch.device, source: str) -> None:
-    if fp16 and device.type != "cuda":
-        raise ModelLoadError(source, f"fp16 was requested on device '{device}', but half precision is "
-                                     "CUDA-only here (CPU float16 kernels are slow or missing); "
-                                     "set fp16 to false or use a CUDA device")
-
-
-class TorchModuleRuntime:
-    """Runs an nn.Module (eager or TorchScript) on one device, optionally in fp16 on CUDA."""
-
-    def __init__(self, module: torch.nn.Module, spec: ModelSpec, device: torch.device,
-                 fp16: bool = False, source: str = "") -> None:
-        check_fp16(fp16, device, source or spec.name)
-        self.spec = spec
-        self.device = device
-        self.dtype = torch.float16 if fp16 else torch.float32
-        self.source = source or spec.name
-        module = module.to(device)
-        if fp16:
-            module = module.half()
-        self._module: torch.nn.Module | None = module.eval()
-
-    @property
-    def module(self) -> torch.nn.Module | None:
-        """The module itself (None once closed), e.g. to trace it for a serving backend."""
-        return self._module
-
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        if self._module is None:
-            raise RuntimeError(f"model '{self.source}' was closed")
-        # No-op when the caller already prepared the batch as asked (device, dtype).
-        batch = batch.to(device=self.device, dtype=self.dtype)
-        # Per thread, so on whichever thread runs inference (the node's worker, offline, bench).
-        with flush_denormals(), torch.inference_mode():
-            return primary_output(self._module(batch))
-
-    def close(self) -> None:
-        self._module = None
-        if self.device.type == "cuda":
-            # Hand the cached blocks back so another process (or the next model) can use them.
-            torch.cuda.empty_cache()
-
-
-def primary_output(output: Any) -> torch.Tensor:
-    """The segmentation tensor of a forward's result: torchvision models return {'out', 'aux'},
-    HuggingFace-style and multi-head models return tuples whose first element is the map."""
-    while not isinstance(output, torch.Tensor):
-        if isinstance(output, dict):
-            if "out" in output:
-                output = output["out"]
-            elif len(output) == 1:
-                output = next(iter(output.values()))
-            else:
-                raise TypeError(f"the model returned a dict with keys {sorted(output)} and no 'out' key")
-        elif isinstance(output, (tuple, list)) and output:
-            output = output[0]
-        else:
-            raise TypeError(f"the model returned {type(output).__name__}, not a tensor")
-    return output
 
 
 def _selfie_input_sizes(name: str) -> dict[str, tuple[int, int]]:
@@ -161,3 +107,13 @@ def _selfie_input_sizes(name: str) -> dict[str, tuple[int, int]]:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
+
+
+def __getattr__(name: str) -> Any:
+    # TorchModuleRuntime and primary_output lived here; importing them from here still works
+    # (and imports torch), while importing this module alone does not.
+    if name in ("TorchModuleRuntime", "primary_output"):
+        from . import torch_module
+
+        return getattr(torch_module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,16 +10,19 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 
 from ..errors import first_line
-from .base import ModelLoadError, ModelSpec, Runtime, RuntimeUnavailable, resolve_device
-from .builtin import BUILTIN_MODELS, builtin_spec, canonical_builtin, check_fp16, load_builtin
+from .base import (CPU, DeviceLike, ModelLoadError, ModelSpec, Runtime, RuntimeUnavailable, check_fp16,
+                   cpu_thread_count, resolve_device, torch_device)
+from .builtin import BUILTIN_MODELS, builtin_spec, canonical_builtin, load_builtin
 from .description import find_description, load_description
 
 if TYPE_CHECKING:
+    import torch
+
     from .triton import TritonOptions
 
 _LOG = logging.getLogger(__name__)
@@ -30,13 +33,17 @@ ONNX_SUFFIXES: tuple[str, ...] = (".onnx",)
 _PROBABILITY_TOLERANCE = 1e-2
 
 
-def load_model(model: str, device: str | torch.device = "auto", fp16: bool = False,
+def load_model(model: str, device: str | DeviceLike = "auto", fp16: bool = False,
                description: str | None = None, validate: bool = True,
-               triton: TritonOptions | None = None) -> Runtime:
+               triton: TritonOptions | None = None, cpu_threads: int = 0) -> Runtime:
     """`model`: a builtin name (BUILTIN_MODELS), a .pt/.ts/.torchscript/.onnx file with a
     description beside it (or at `description`), or triton://HOST:PORT/NAME (a model on a Triton
-    server; `triton` says how to reach it). Raises ModelLoadError or DeviceError."""
-    target = resolve_device(str(device))
+    server; `triton` says how to reach it). Raises ModelLoadError or DeviceError.
+
+    `cpu_threads` (0 = one per core) is the model's intra-op thread count on the CPU, given to
+    torch or ONNX Runtime, whichever runs it. Torch applies it to the calling thread's pool:
+    load on the thread that runs the model. An ONNX model on the CPU imports no torch at all."""
+    threads = cpu_thread_count(cpu_threads)
     name = model.strip()
     if not name:
         raise ModelLoadError(model, f"no model given; use a builtin ({', '.join(BUILTIN_MODELS)}) or a "
@@ -47,17 +54,17 @@ def load_model(model: str, device: str | torch.device = "auto", fp16: bool = Fal
     runtime: Runtime
     from .triton import is_triton_model
     if is_triton_model(name):
-        return _load_triton(name, target, fp16, description, validate, triton)
+        return _load_triton(name, _torch_target(device, threads), fp16, description, validate, triton)
     if canonical_builtin(name) is not None:
         if description is not None:
             raise ModelLoadError(name, "builtin models carry their own description; `description` "
                                        "is only for model files")
+        target = _torch_target(device, threads)
         runtime = load_builtin(name, target, fp16)
         source = name
     else:
         path = _model_file(name)
         source = str(path)
-        check_fp16(fp16, target, source)
         description_path = find_description(path, description)
         if description_path is None:
             raise ModelLoadError(source, f"no model description found: write {path.name}.yaml or "
@@ -66,13 +73,22 @@ def load_model(model: str, device: str | torch.device = "auto", fp16: bool = Fal
         spec = load_description(description_path)
         if path.suffix.lower() in ONNX_SUFFIXES:
             try:
-                from .onnx import OnnxRuntime
+                from .onnx import OnnxRuntime, onnx_cuda_available
             except ImportError as exc:
                 raise ModelLoadError(source, f"ONNX models need onnxruntime, which cannot be imported "
                                              f"({exc})") from exc
-            runtime = OnnxRuntime(path, spec, target, fp16=fp16)
+            requested = str(device).strip().lower()
+            onnx_target: DeviceLike
+            if requested == "cpu" or (requested in ("", "auto") and not onnx_cuda_available()):
+                onnx_target = CPU  # torch stays unimported: nothing on this path needs it
+            else:
+                onnx_target = _torch_target(device, threads)
+            check_fp16(fp16, onnx_target, source)
+            runtime = OnnxRuntime(path, spec, onnx_target, fp16=fp16, cpu_threads=threads)
         else:
             from .torchscript import TorchScriptRuntime
+            target = _torch_target(device, threads)
+            check_fp16(fp16, target, source)
             runtime = TorchScriptRuntime(path, spec, target, fp16=fp16)
 
     if validate:
@@ -122,10 +138,31 @@ def _load_triton(name: str, device: torch.device, fp16: bool, description: str |
     return runtime
 
 
+def _torch_target(device: str | DeviceLike, threads: int) -> torch.device:
+    """The torch device for `device`; on the CPU, torch's intra-op pool gets `threads`."""
+    import torch
+
+    target = resolve_device(str(device))
+    if target.type == "cpu" and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return target
+
+
+def zeros_batch(runtime: Runtime) -> Any:
+    """A (1, 3, H, W) zero input in the form the runtime takes (numpy for array_io)."""
+    spec = runtime.spec
+    shape = (1, 3, spec.input_height, spec.input_width)
+    if getattr(runtime, "array_io", False):
+        return np.zeros(shape, runtime.dtype)
+    import torch
+
+    return torch.zeros(shape, device=torch_device(runtime.device), dtype=runtime.dtype)
+
+
 def validate_runtime(runtime: Runtime, source: str) -> None:
     """One forward on zeros of the spec's input size; its output must match the description."""
     spec = runtime.spec
-    batch = torch.zeros(1, 3, spec.input_height, spec.input_width, device=runtime.device, dtype=runtime.dtype)
+    batch = zeros_batch(runtime)
     try:
         output = runtime(batch)
     except RuntimeUnavailable:
@@ -136,17 +173,31 @@ def validate_runtime(runtime: Runtime, source: str) -> None:
     check_output(output, spec, source)
 
 
-def check_output(output: torch.Tensor, spec: ModelSpec, source: str) -> None:
-    """Raise ModelLoadError when a batch-of-one output contradicts the description."""
-    if not isinstance(output, torch.Tensor):
-        raise ModelLoadError(source, f"the model returned {type(output).__name__}, not a tensor")
+def _host_array(output: Any) -> np.ndarray | None:
+    """A model output (numpy array or torch tensor, any device) as a numpy array, or None."""
+    if isinstance(output, np.ndarray):
+        return output
+    if type(output).__module__.startswith("torch") and hasattr(output, "detach"):
+        host = output.detach().cpu()
+        if str(host.dtype) == "torch.bfloat16":
+            host = host.float()
+        return np.asarray(host.numpy())
+    return None
+
+
+def check_output(model_output: Any, spec: ModelSpec, source: str) -> None:
+    """Raise ModelLoadError when a batch-of-one output (numpy array or torch tensor)
+    contradicts the description."""
+    output = _host_array(model_output)
+    if output is None:
+        raise ModelLoadError(source, f"the model returned {type(model_output).__name__}, not a tensor")
     shape = tuple(output.shape)
     n_classes = len(spec.classes)
     if spec.output == "labels":
         if not (output.ndim == 3 or (output.ndim == 4 and shape[1] == 1)):
             raise ModelLoadError(source, f"output has shape {list(shape)} but the description says "
                                          "'labels', which is (N, 1, h, w) or (N, h, w) class ids")
-        if output.dtype == torch.bool or output.dtype.is_floating_point or output.dtype.is_complex:
+        if output.dtype.kind not in "iu":
             raise ModelLoadError(source, f"output has dtype {output.dtype} but the description says "
                                          "'labels', which are integer class ids; use 'logits' or "
                                          "'probabilities' for score maps")
@@ -164,7 +215,7 @@ def check_output(output: torch.Tensor, spec: ModelSpec, source: str) -> None:
             else:
                 what = f"a '{spec.output}' output has 1 channel"
             raise ModelLoadError(source, f"output has {shape[1]} channels but {what}")
-        if not output.dtype.is_floating_point:
+        if output.dtype.kind != "f":
             raise ModelLoadError(source, f"output has dtype {output.dtype} but the description says "
                                          f"'{spec.output}', a float score map; use 'labels' for class ids")
     if shape[0] != 1:
@@ -180,9 +231,9 @@ def check_output(output: torch.Tensor, spec: ModelSpec, source: str) -> None:
         if low < 0 or high > 255:
             raise ModelLoadError(source, f"label output has values {low}..{high}; class ids must fit 0..255")
         return
-    values = output.float()
-    if not bool(torch.isfinite(values).all()):
-        hint = " (fp16 overflow? try fp16 false)" if output.dtype == torch.float16 else ""
+    values = output.astype(np.float32, copy=False)
+    if not bool(np.isfinite(values).all()):
+        hint = " (fp16 overflow? try fp16 false)" if output.dtype == np.float16 else ""
         raise ModelLoadError(source, f"output contains NaN or infinite values{hint}")
     if spec.output in ("probabilities", "sigmoid"):
         lowest, highest = float(values.min()), float(values.max())
@@ -192,8 +243,8 @@ def check_output(output: torch.Tensor, spec: ModelSpec, source: str) -> None:
                                          f"'{spec.output}', which are within [0, 1]; the model probably "
                                          f"returns '{other}'")
     if spec.output == "probabilities":
-        sums = values.sum(dim=1)
-        worst = float((sums - 1).abs().max())
+        sums = values.sum(axis=1)
+        worst = float(np.abs(sums - 1).max())
         if worst > _PROBABILITY_TOLERANCE:
             raise ModelLoadError(source, f"output channels sum to up to {1 + worst:.3g} instead of 1 "
                                          "but the description says 'probabilities' (softmax taken); "
@@ -204,8 +255,7 @@ def warm_up(runtime: Runtime, iterations: int = 3) -> float:
     """Run `iterations` forwards on zeros so lazy initialisation (cuDNN autotuning, TensorRT
     engine builds, allocator growth) happens before the first real frame. Returns the mean
     seconds of one forward over the iterations after the first (0.0 for fewer than 2)."""
-    spec = runtime.spec
-    batch = torch.zeros(1, 3, spec.input_height, spec.input_width, device=runtime.device, dtype=runtime.dtype)
+    batch = zeros_batch(runtime)
     times: list[float] = []
     for _ in range(max(iterations, 0)):
         start = time.perf_counter()
@@ -214,8 +264,10 @@ def warm_up(runtime: Runtime, iterations: int = 3) -> float:
         except RuntimeUnavailable:
             break  # a server that is down: nothing to warm, and no reason to wait for it here
         if runtime.device.type == "cuda":
+            import torch
+
             # Kernels are asynchronous: without this the time is the launch, not the forward.
-            torch.cuda.synchronize(runtime.device)
+            torch.cuda.synchronize(torch_device(runtime.device))
         times.append(time.perf_counter() - start)
     timed = times[1:]
     return sum(timed) / len(timed) if timed else 0.0

@@ -2,6 +2,8 @@
 
 On CUDA the input tensor is handed to ONNX Runtime by pointer (io_binding) and the output is
 written straight into a torch tensor on the same device, so a frame never leaves the GPU.
+On the CPU the runtime takes and returns numpy arrays (`array_io`) and never imports torch:
+an ONNX deployment then costs what ONNX Runtime costs, in memory and in threads.
 """
 from __future__ import annotations
 
@@ -12,35 +14,50 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import onnxruntime as ort
-import torch
 
 from ..errors import first_line
-from .base import ModelLoadError, ModelSpec
-from .builtin import check_fp16
+from .base import CPU, DeviceLike, ModelLoadError, ModelSpec, check_fp16, cpu_thread_count, torch_device
+
+if TYPE_CHECKING:
+    import torch
 
 _LOG = logging.getLogger(__name__)
 
 CUDA_PROVIDERS: tuple[str, ...] = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 _DEVICE_PROVIDERS: tuple[str, ...] = CUDA_PROVIDERS + ("CPUExecutionProvider",)
 
-# ONNX tensor type -> (numpy, torch). Inputs may be float or float16; outputs any of these.
-_TYPES: dict[str, tuple[type[np.generic], torch.dtype]] = {
-    "tensor(float)": (np.float32, torch.float32),
-    "tensor(float16)": (np.float16, torch.float16),
-    "tensor(double)": (np.float64, torch.float64),
-    "tensor(int64)": (np.int64, torch.int64),
-    "tensor(int32)": (np.int32, torch.int32),
-    "tensor(int16)": (np.int16, torch.int16),
-    "tensor(int8)": (np.int8, torch.int8),
-    "tensor(uint8)": (np.uint8, torch.uint8),
-    "tensor(bool)": (np.bool_, torch.bool),
+# ONNX tensor type -> numpy type (torch's is torch_dtype(numpy)). Inputs may be float or
+# float16; outputs any of these.
+_TYPES: dict[str, type[np.generic]] = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(int16)": np.int16,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
 }
+
+
+def torch_dtype(numpy_type: type[np.generic]) -> torch.dtype:
+    import torch
+
+    return torch.from_numpy(np.zeros(0, numpy_type)).dtype
+
+
+def onnx_cuda_available() -> bool:
+    """Whether this onnxruntime build has a GPU provider (torch is needed only then)."""
+    return any(name in ort.get_available_providers() for name in CUDA_PROVIDERS)
 _INPUT_TYPES = ("tensor(float)", "tensor(float16)")
 
 
-def execution_providers(device: torch.device, available: Sequence[str], fp16: bool = False,
+def execution_providers(device: DeviceLike, available: Sequence[str], fp16: bool = False,
                         trt_cache_dir: str | None = None) -> list[tuple[str, dict[str, Any]]]:
     """Providers to ask ONNX Runtime for, best first, limited to those this build has.
 
@@ -85,12 +102,19 @@ def default_trt_cache_dir(model_path: Path, fp16: bool) -> str | None:
 
 
 class OnnxRuntime:
-    """One ONNX model in an InferenceSession. `provider` is the provider actually in use."""
+    """One ONNX model in an InferenceSession. `provider` is the provider actually in use.
 
-    def __init__(self, path: str | Path, spec: ModelSpec, device: torch.device, fp16: bool = False) -> None:
+    `cpu_threads` (0 = one per core) is ONNX Runtime's intra-op thread count; inter-op
+    parallelism is off, so the session never runs more threads than that."""
+
+    def __init__(self, path: str | Path, spec: ModelSpec, device: DeviceLike = CPU, fp16: bool = False,
+                 cpu_threads: int = 0, array_io: bool | None = None) -> None:
         self.path = Path(path)
         self.spec = spec
         self.device = device
+        # numpy in, numpy out on the CPU (default there): no torch anywhere near the model.
+        self.array_io = device.type != "cuda" if array_io is None else array_io
+        self.cpu_threads = cpu_thread_count(cpu_threads)
         source = str(self.path)
         check_fp16(fp16, device, source)
 
@@ -101,6 +125,9 @@ class OnnxRuntime:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only: ORT's warnings about fallbacks are per node
+        options.intra_op_num_threads = self.cpu_threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         # ORT's own CPU threads: denormals as zero, as flush_denormals() does for torch's.
         options.add_session_config_entry("session.set_denormal_as_zero", "1")
         try:
@@ -115,13 +142,14 @@ class OnnxRuntime:
 
         model_input = self._check_input(session, source)
         self._input_name: str = model_input.name
-        self._input_np, self.dtype = _TYPES[model_input.type]
+        self._input_np = _TYPES[model_input.type]
+        self.dtype: Any = np.dtype(self._input_np) if self.array_io else torch_dtype(self._input_np)
         output = session.get_outputs()[0]
         if output.type not in _TYPES:
             raise ModelLoadError(source, f"its first output '{output.name}' has type {output.type}; "
                                          f"supported: {sorted(_TYPES)}")
         self._output_name: str = output.name
-        self._output_np, self._output_torch = _TYPES[output.type]
+        self._output_np = _TYPES[output.type]
         # Output shape per input shape, learned on the first run of each (outputs may be dynamic).
         self._output_shapes: dict[tuple[int, ...], tuple[int, ...]] = {}
 
@@ -129,7 +157,7 @@ class OnnxRuntime:
         if device.type == "cuda":
             if self.provider in CUDA_PROVIDERS:
                 self._binding_device = "cuda"
-                if fp16 and self.provider != "TensorrtExecutionProvider" and self.dtype != torch.float16:
+                if fp16 and self.provider != "TensorrtExecutionProvider" and self._input_np != np.float16:
                     _LOG.warning("%s: fp16 needs TensorRT or an fp16 ONNX graph; running fp32 on %s",
                                  source, self.provider)
             else:
@@ -163,26 +191,34 @@ class OnnxRuntime:
                         "input.width/height match the export")
         return model_input
 
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+    def __call__(self, batch: Any) -> Any:
+        """array_io: numpy in, numpy out. Otherwise torch tensors on `device`."""
         if self._session is None:
             raise RuntimeError(f"model '{self.path}' was closed")
+        if self.array_io:
+            host = np.ascontiguousarray(batch, dtype=self._input_np)
+            return self._session.run([self._output_name], {self._input_name: host})[0]
         if self._binding_device is not None:
             return self._run_bound(batch)
+        import torch
+
         host = batch.detach().to(device="cpu", dtype=self.dtype).contiguous().numpy()
         result = self._session.run([self._output_name], {self._input_name: host})[0]
-        output = torch.from_numpy(np.ascontiguousarray(result))
-        return output if self.device.type == "cpu" else output.to(self.device)
+        return torch.from_numpy(np.ascontiguousarray(result)).to(torch_device(self.device))
 
     def _run_bound(self, batch: torch.Tensor) -> torch.Tensor:
         """Run with the input and output bound by pointer on `_binding_device` (no host copy)."""
+        import torch
+
         assert self._session is not None
         device_type = self._binding_device or "cpu"
         device_id = (self.device.index or 0) if device_type == "cuda" else 0
         # `batch` must stay referenced until run returns: ORT reads its memory by pointer.
-        batch = batch.detach().to(device=self.device, dtype=self.dtype).contiguous()
+        device = torch_device(self.device)
+        batch = batch.detach().to(device=device, dtype=self.dtype).contiguous()
         if device_type == "cuda":
             # ORT runs on its own CUDA stream; the producer of `batch` ran on torch's stream.
-            torch.cuda.current_stream(self.device).synchronize()
+            torch.cuda.current_stream(device).synchronize()
         input_shape = tuple(batch.shape)
         binding = self._session.io_binding()
         binding.bind_input(self._input_name, device_type, device_id, self._input_np, list(input_shape),
@@ -198,8 +234,8 @@ class OnnxRuntime:
             if device_type == "cpu":
                 return torch.from_numpy(np.array(value.numpy()))
             # Once per input shape only; every later frame takes the zero-copy path below.
-            return torch.from_numpy(binding.copy_outputs_to_cpu()[0]).to(self.device)
-        output = torch.empty(output_shape, dtype=self._output_torch, device=self.device)
+            return torch.from_numpy(binding.copy_outputs_to_cpu()[0]).to(device)
+        output = torch.empty(output_shape, dtype=torch_dtype(self._output_np), device=device)
         binding.bind_output(self._output_name, device_type, device_id, self._output_np, list(output_shape),
                             output.data_ptr())
         self._session.run_with_iobinding(binding)
@@ -210,6 +246,8 @@ class OnnxRuntime:
         self._session = None
         self._output_shapes.clear()
         if self.device.type == "cuda":
+            import torch
+
             torch.cuda.empty_cache()
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from ..errors import first_line
-from .base import ModelLoadError, ModelSpec
-from .builtin import TorchModuleRuntime, check_fp16
+from .base import ModelLoadError, ModelSpec, check_fp16
+from .torch_module import TorchModuleRuntime
 
 
 class TorchScriptRuntime(TorchModuleRuntime):
