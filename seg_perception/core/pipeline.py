@@ -245,10 +245,10 @@ class SegmentationPipeline:
 
     def close(self) -> None:
         self.runtime.close()
+        self.release_cache()
 
 
 def _torch_cat(tensors: list[Any]) -> Any:
     import torch
 
     return torch.cat(tensors)
-        self.release_cache()

@@ -15,13 +15,14 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from .runtimes.base import ModelLoadError, Runtime
 from .runtimes.builtin import TorchModuleRuntime, canonical_builtin, primary_output
-from .runtimes.loader import ONNX_SUFFIXES, load_model
+from .runtimes.loader import ONNX_SUFFIXES, load_model, zeros_batch
 
 BACKENDS: tuple[str, ...] = ("auto", "onnxruntime", "tensorrt", "pytorch")
 _TYPE_NAMES: dict[type[np.generic], str] = {
@@ -141,18 +142,18 @@ def write_repository(model: str, directory: str | Path, name: str | None = None,
         runtime.close()
 
 
-def _probe(runtime: Runtime) -> torch.Tensor:
-    spec = runtime.spec
+def _probe(runtime: Runtime) -> Any:
     with torch.inference_mode():
-        return runtime(torch.zeros(1, 3, spec.input_height, spec.input_width, dtype=runtime.dtype))
+        return runtime(zeros_batch(runtime))
 
 
-def _accepts_batch(runtime: Runtime, probe: torch.Tensor) -> bool:
+def _accepts_batch(runtime: Runtime, probe: Any) -> bool:
     """True when a batch of two runs and gives two outputs of the batch-of-one's shape."""
-    spec = runtime.spec
+    one = zeros_batch(runtime)
+    two = np.concatenate([one, one]) if isinstance(one, np.ndarray) else torch.cat([one, one])
     try:
         with torch.inference_mode():
-            out = runtime(torch.zeros(2, 3, spec.input_height, spec.input_width, dtype=runtime.dtype))
+            out = runtime(two)
     except Exception:  # noqa: BLE001 - a fixed-batch model fails in its own way per runtime
         return False
     return tuple(out.shape) == (2, *probe.shape[1:])
@@ -188,8 +189,10 @@ def _onnx_io_names(path: Path) -> tuple[str, str]:
     return session.get_inputs()[0].name, session.get_outputs()[0].name
 
 
-def _type_name(dtype: torch.dtype) -> str:
-    numpy_type = torch.empty(0, dtype=dtype).numpy().dtype.type
+def _type_name(dtype: Any) -> str:
+    """Triton's name for a runtime's input dtype: torch's, or numpy's for an array_io runtime."""
+    numpy_type = (np.dtype(dtype).type if not isinstance(dtype, torch.dtype)
+                  else torch.empty(0, dtype=dtype).numpy().dtype.type)
     if numpy_type not in _TYPE_NAMES:
         raise ModelLoadError(str(dtype), f"no Triton type for {dtype}")
     return _TYPE_NAMES[numpy_type]

@@ -19,10 +19,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 from ..errors import first_line
 from .base import ModelLoadError, ModelSpec, RuntimeHealth, RuntimeUnavailable
@@ -165,6 +167,8 @@ class TritonRuntime:
         self.address = address
         self.spec = spec
         self.options = options or TritonOptions()
+        import torch  # a Triton model is fed from the torch pre-processing; ONNX on the CPU never gets here
+
         self.device = device or torch.device("cpu")
         self.dtype = torch.float32
         self.source = str(address)
@@ -315,6 +319,8 @@ class TritonRuntime:
         host = batch.detach().to("cpu").contiguous().numpy().astype(_DATATYPES[io.input_datatype], copy=False)
         step = io.max_batch if io.max_batch > 0 else 1
         parts = [self._infer_chunk(host[i:i + step], io) for i in range(0, host.shape[0], step)]
+        import torch
+
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def _infer_chunk(self, chunk: np.ndarray, io: _ModelIO) -> torch.Tensor:
@@ -340,6 +346,8 @@ class TritonRuntime:
             array = result.as_numpy(io.output_name)
             if array is None:
                 raise RuntimeUnavailable(self._text(f"the response has no output '{io.output_name}'"))
+        import torch
+
         # Responses are read-only views of the message; torch wants memory it may own.
         return torch.from_numpy(np.array(array))
 
