@@ -13,10 +13,16 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
+from builtin_interfaces.msg import Time
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
+from sensor_msgs.msg import Image
 
+from seg_perception.core.conversions import fill_image
+from seg_perception.core.sources import sample_photo
 from seg_perception.ros import qos
 
 
@@ -181,6 +187,20 @@ def change_state(node: Node, target: str, transition: int, timeout: float = 30.0
 
 
 SENSOR_QOS = qos.SENSOR
+
+
+def photo(width: int = 320, height: int = 240) -> np.ndarray:
+    """A real photo (scikit-image's astronaut: a person) at the size a test needs, RGB uint8."""
+    return cv2.resize(sample_photo("astronaut"), (width, height), interpolation=cv2.INTER_AREA)
+
+
+def image_msg(rgb: np.ndarray, sec: int, nanosec: int = 0, frame_id: str = "cam_optical") -> Image:
+    """An rgb8 Image of `rgb` stamped sec.nanosec in `frame_id`."""
+    msg = Image()
+    msg.header.stamp = Time(sec=sec, nanosec=nanosec)
+    msg.header.frame_id = frame_id
+    fill_image(msg, rgb, "rgb8")
+    return msg
 
 __all__ = ["Collector", "SENSOR_QOS", "Spinner", "call_service", "change_state", "installed_executable",
            "lifecycle_state", "node_command", "start_node", "stop_process", "wait_until"]

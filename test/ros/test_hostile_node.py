@@ -27,10 +27,9 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # noqa: E402
 
 from bench.procstat import status_kib  # noqa: E402
-from devtools.harness import Collector, wait_until  # noqa: E402
+from devtools.harness import Collector, photo, wait_until  # noqa: E402
 from devtools.hostile import BAD_K, corrupt_jpeg, png_bomb  # noqa: E402
 from seg_perception.core.conversions import fill_image  # noqa: E402
-from seg_perception.core.sources import sample_photo  # noqa: E402
 
 TIMEOUT = 30.0
 MEMORY_BOUND_MIB = 300.0
@@ -38,9 +37,6 @@ MEMORY_BOUND_MIB = 300.0
 LOG_BOUND_BYTES = 16_000
 """Log output a burst of hostile messages may add: a few throttled lines."""
 
-
-def photo(width: int, height: int) -> np.ndarray:
-    return cv2.resize(sample_photo("astronaut"), (width, height), interpolation=cv2.INTER_AREA)
 
 
 class Diagnostics:

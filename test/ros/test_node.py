@@ -18,25 +18,13 @@ from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 
-from seg_perception.core.conversions import fill_image  # noqa: E402
 from seg_perception.ros import qos  # noqa: E402
-from devtools.harness import Collector, wait_until  # noqa: E402
-from seg_perception.core.sources import sample_photo  # noqa: E402
+from devtools.harness import Collector, image_msg, photo, wait_until  # noqa: E402
 
 TIMEOUT = 30.0
 LATCHED = qos.LATCHED
 
 
-def photo(width: int = 320, height: int = 240) -> np.ndarray:
-    return cv2.resize(sample_photo("astronaut"), (width, height), interpolation=cv2.INTER_AREA)
-
-
-def image_msg(rgb: np.ndarray, sec: int, nanosec: int = 0, frame_id: str = "cam_optical") -> Image:
-    msg = Image()
-    msg.header.stamp = Time(sec=sec, nanosec=nanosec)
-    msg.header.frame_id = frame_id
-    fill_image(msg, rgb, "rgb8")
-    return msg
 
 
 class LogWatcher:

@@ -19,35 +19,22 @@ import torch
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("tritonclient.grpc")
 
-import cv2  # noqa: E402
-from builtin_interfaces.msg import Time  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
+from rclpy.qos import QoSProfile, qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
-from devtools.harness import Collector, wait_until  # noqa: E402
+from devtools.harness import Collector, image_msg, photo, wait_until  # noqa: E402
 from devtools.triton import TritonServer  # noqa: E402
+from seg_perception.ros import qos  # noqa: E402
 from seg_perception.core.pipeline import SegmentationPipeline  # noqa: E402
 from seg_perception.core.runtimes import load_model  # noqa: E402
 from seg_perception.core.runtimes.base import RuntimeUnavailable, runtime_health  # noqa: E402
-from seg_perception.core.conversions import fill_image  # noqa: E402
 from seg_perception.core.runtimes.triton import TritonOptions  # noqa: E402
-from seg_perception.core.sources import sample_photo  # noqa: E402
 
 TIMEOUT = 60.0
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+LATCHED = qos.LATCHED
 
 
-def photo(width: int, height: int) -> np.ndarray:
-    return cv2.resize(sample_photo("astronaut"), (width, height), interpolation=cv2.INTER_AREA)
-
-
-def image_msg(rgb: np.ndarray, sec: int, nanosec: int = 0, frame_id: str = "cam_optical") -> Image:
-    msg = Image()
-    msg.header.stamp = Time(sec=sec, nanosec=nanosec)
-    msg.header.frame_id = frame_id
-    fill_image(msg, rgb, "rgb8")
-    return msg
 
 
 def mask_array(msg: Image) -> np.ndarray:

@@ -3,18 +3,8 @@ input, clocks that are off, refused calibrations, rejected inputs. And no stream
 messages may grow the log faster than the throttle's fixed rate. Driven by a fake clock."""
 from __future__ import annotations
 
+from devtools.fakes import FakeClock
 from seg_perception.core import stats
-
-
-class FakeClock:
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def _camera(s: stats.NodeStats, clock: FakeClock, seconds: float, rate: float, every: int,

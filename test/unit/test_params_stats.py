@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from devtools.fakes import FakeClock
 from seg_perception.core import params, stats
 from seg_perception.core.latest import LatestSlot
 
@@ -86,17 +87,6 @@ def test_validate_obstacle_classes() -> None:
 
 
 # stats ------------------------------------------------------------------------------------
-
-class FakeClock:
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
 
 def test_rate_window() -> None:
     clock = FakeClock()
