@@ -58,12 +58,17 @@ class CachedOutput:
         import torch
 
         self.spec, self.device, self.dtype = runtime.spec, runtime.device, runtime.dtype
-        self.array_io = getattr(runtime, "array_io", False)
+        self.array_io: bool = runtime.array_io
+        self.cpu_threads: int | None = runtime.cpu_threads
+        self.source = f"{runtime.source} (cached output)"
         with torch.inference_mode():
             self._output = runtime(batch)
 
     def __call__(self, batch):  # noqa: ANN001, ANN204 - the Runtime protocol
         return self._output
+
+    def health(self) -> None:
+        return None
 
     def close(self) -> None:
         pass
@@ -73,11 +78,11 @@ def main(size: tuple[int, int], model: str, device: str, out: Path, iterations: 
     from rclpy.serialization import deserialize_message, serialize_message
     from sensor_msgs.msg import Image
 
-    from seg_perception.core import cdr
-    from seg_perception.core.conversions import fill_image, image_to_rgb
-    from seg_perception.core.frame import FrameProcessor, FrameRequest
-    from seg_perception.core.pipeline import SegmentationOptions
-    from seg_perception.core.runtimes.loader import load_model, warm_up
+    from seg_perception.wire import cdr
+    from seg_perception.wire.images import fill_image, image_to_rgb
+    from seg_perception.engine.frame import FrameProcessor, FrameRequest
+    from seg_perception.engine.pipeline import SegmentationOptions
+    from seg_perception.model.loader import load_model, warm_up
 
     from .inprocess import model_input, node_like_pipeline, photo_at, rgb8_message
 

@@ -14,13 +14,13 @@ import numpy as np
 import torch
 from sensor_msgs.msg import Image
 
-from seg_perception.core import cdr
-from seg_perception.core.conversions import fill_image, image_to_rgb
-from seg_perception.core.labels import label_shares
-from seg_perception.core.pipeline import SegmentationOptions, SegmentationPipeline
-from seg_perception.core.preprocess import CpuPreprocessor
-from seg_perception.core.runtimes.base import DeviceLike, Runtime, torch_device
-from seg_perception.core.sources import sample_photo
+from seg_perception.wire import cdr
+from seg_perception.wire.images import fill_image, image_to_rgb
+from seg_perception.model.labels import label_shares
+from seg_perception.engine.pipeline import SegmentationOptions, SegmentationPipeline
+from seg_perception.engine.preprocess import CpuPreprocessor
+from seg_perception.model.base import DeviceLike, Runtime, torch_device
+from seg_perception.offline.sources import sample_photo
 
 from .measures import median, percentiles
 

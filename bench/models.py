@@ -28,8 +28,8 @@ from collections.abc import Iterator  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from seg_perception.core.runtimes import Runtime, load_model  # noqa: E402
-from seg_perception.core.runtimes.base import torch_device  # noqa: E402
+from seg_perception.model import Runtime, load_model  # noqa: E402
+from seg_perception.model.base import torch_device  # noqa: E402
 
 SEGFORMER_SIZES = ((512, 512), (1024, 512))
 ENCODER_DECODER_SIZES = ((512, 512),)
@@ -60,7 +60,7 @@ def time_forward(runtime: Runtime, iterations: int) -> tuple[float, float, float
 def exported_models(folder: Path) -> Iterator[tuple[str, str, Path]]:
     """(label, format, model file) for every export this benchmark times."""
     from devtools.architectures import write_segformer_checkpoint
-    from seg_perception.core.export import export_model, resolve_source
+    from seg_perception.deploy.export import export_model, resolve_source
 
     for width, height in SEGFORMER_SIZES:
         checkpoint = write_segformer_checkpoint(folder / f"segformer_{width}x{height}", width, height)

@@ -133,8 +133,8 @@ def run(args: argparse.Namespace, plan: Plan, sizes: list[tuple[int, int]], out:
     import torch
 
     from bench.inprocess import BareForward, measure_core, node_like_pipeline, photo_at, rgb8_message
-    from seg_perception.core.runtimes.base import describe_device, torch_device
-    from seg_perception.core.runtimes.loader import load_model, warm_up
+    from seg_perception.model.base import describe_device, torch_device
+    from seg_perception.model.loader import load_model, warm_up
 
     started = time.perf_counter()
     load_start = os.getloadavg()

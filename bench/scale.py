@@ -63,8 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.dds import Bench
     from bench.measures import parse_size, size_text
     from devtools.triton import TritonServer
-    from seg_perception.core.conversions import fill_image
-    from seg_perception.core.sources import sample_photo
+    from seg_perception.wire.images import fill_image
+    from seg_perception.offline.sources import sample_photo
 
     size = parse_size(args.size)
     counts = [int(c) for c in args.counts.split(",") if c.strip()]

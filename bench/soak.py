@@ -34,8 +34,8 @@ from bench.dds import OUTPUT_QOS, Bench, StampLog, stamp_key  # noqa: E402
 from bench.measures import parse_size, percentiles  # noqa: E402
 from bench.procstat import RssSampler  # noqa: E402
 from devtools.harness import SENSOR_QOS, start_node, stop_process, wait_until  # noqa: E402
-from seg_perception.core.conversions import fill_image  # noqa: E402
-from seg_perception.core.sources import sample_photo  # noqa: E402
+from seg_perception.wire.images import fill_image  # noqa: E402
+from seg_perception.offline.sources import sample_photo  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUTS: dict[str, type] = {"mask": Image, "confidence": Image, "color_mask": Image, "overlay": Image,

@@ -11,7 +11,7 @@ import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
 from devtools.msgtools import fill_compressed
-from seg_perception.core.conversions import fill_image
+from seg_perception.wire.images import fill_image
 
 CAMERA_TOPIC = "/camera/image_raw"
 COMPRESSED_TOPIC = "/camera/image_raw/compressed"

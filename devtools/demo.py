@@ -20,12 +20,12 @@ import rclpy
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
-from seg_perception.apps.camera_replay import camera_info_for
-from seg_perception.core.conversions import fill_image, image_to_rgb
-from seg_perception.core.labels import label_shares
+from seg_perception.ros.replay import camera_info_for
+from seg_perception.wire.images import fill_image, image_to_rgb
+from seg_perception.model.labels import label_shares
 from devtools.harness import SENSOR_QOS, Collector, Spinner, start_node, stop_process, wait_until
-from seg_perception.core.runtimes.builtin import canonical_builtin
-from seg_perception.core.sources import SAMPLE_NAMES, sample_photo
+from seg_perception.model.builtin import canonical_builtin
+from seg_perception.offline.sources import SAMPLE_NAMES, pinhole_k, sample_photo
 
 # The one scikit-image photo with drivable ground in it (the drivable model's reference set).
 FLOOR_PHOTO = "motorcycle"
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                 msg.header.stamp = node.get_clock().now().to_msg()
                 msg.header.frame_id = "camera_color_optical_frame"
                 fill_image(msg, rgb, "rgb8")
-                info = camera_info_for(rgb.shape[1], rgb.shape[0])
+                info = camera_info_for(rgb.shape[1], rgb.shape[0], pinhole_k(rgb.shape[1], rgb.shape[0]))
                 info.header = msg.header
                 sent = time.perf_counter()
                 info_pub.publish(info)

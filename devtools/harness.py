@@ -21,8 +21,8 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image
 
-from seg_perception.core.conversions import fill_image
-from seg_perception.core.sources import sample_photo
+from seg_perception.wire.images import fill_image
+from seg_perception.offline.sources import sample_photo
 from seg_perception.ros import qos
 
 

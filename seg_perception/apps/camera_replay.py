@@ -2,23 +2,23 @@
 
 Stands in for a camera driver in the demo, benchmarks and tests, and lets a user feed
 recorded frames to the node: sensor_msgs/Image on `image` (sensor-data QoS, as drivers do,
-REP 2003) and a matching sensor_msgs/CameraInfo on `camera_info`, same header.
+REP 2003) and a matching sensor_msgs/CameraInfo on `camera_info`, same header. Frames are read
+one at a time as they are sent (a video is never held in memory), and the source is read again
+from the start when it ends, unless --count says when to stop.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
-from rclpy.qos import qos_profile_sensor_data
 from rclpy.utilities import remove_ros_args
-from sensor_msgs.msg import CameraInfo, Image
 
-from ..core.conversions import fill_image
-from ..core.sources import frames, pinhole_k
+from ..offline.sources import frames, pinhole_k
+from ..ros.replay import replay
 
 _FROM_RGB = {"rgb8": None, "bgr8": cv2.COLOR_RGB2BGR, "mono8": cv2.COLOR_RGB2GRAY}
 
@@ -26,18 +26,6 @@ _FROM_RGB = {"rgb8": None, "bgr8": cv2.COLOR_RGB2BGR, "mono8": cv2.COLOR_RGB2GRA
 def encode(rgb: np.ndarray, encoding: str) -> np.ndarray:
     code = _FROM_RGB[encoding]
     return np.ascontiguousarray(rgb if code is None else cv2.cvtColor(rgb, code))
-
-
-def camera_info_for(width: int, height: int) -> CameraInfo:
-    info = CameraInfo()
-    info.width, info.height = width, height
-    info.distortion_model = "plumb_bob"
-    info.d = [0.0] * 5
-    info.k = pinhole_k(width, height)
-    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    k = info.k
-    info.p = [k[0], 0.0, k[2], 0.0, 0.0, k[4], k[5], 0.0, 0.0, 0.0, 1.0, 0.0]
-    return info
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -51,48 +39,31 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(remove_ros_args(argv)[1:])
 
 
+def stream(source: str, size: tuple[int, int] | None, encoding: str) -> Iterator[tuple[str, np.ndarray]]:
+    """The source's frames, encoded, read one at a time and started again at its end."""
+    while True:
+        sent = 0
+        for name, rgb in frames(source):
+            if size is not None:
+                rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+            sent += 1
+            yield name, encode(rgb, encoding)
+        if not sent:
+            return
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     args = parse_args(argv)
     size = tuple(int(v) for v in args.size.lower().split("x")) if args.size else None
-    loaded = []
-    for name, rgb in frames(args.source):
-        if size is not None:
-            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        loaded.append((name, encode(rgb, args.encoding)))
-    rclpy.init(args=argv)
-    node = rclpy.create_node("camera_replay")
-    image_pub = node.create_publisher(Image, "image", qos_profile_sensor_data)
-    info_pub = node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
-    infos = {arr.shape[:2]: camera_info_for(arr.shape[1], arr.shape[0]) for _, arr in loaded}
-    sent = 0
-
-    def publish() -> None:
-        nonlocal sent
-        name, array = loaded[sent % len(loaded)]
-        msg = Image()
-        msg.header.stamp = node.get_clock().now().to_msg()
-        msg.header.frame_id = args.frame_id
-        fill_image(msg, array, args.encoding)
-        info = infos[array.shape[:2]]
-        info.header = msg.header
-        image_pub.publish(msg)
-        info_pub.publish(info)
-        sent += 1
-        if args.count and sent >= args.count:
-            raise SystemExit(0)
-
-    node.create_timer(1.0 / args.rate, publish)
-    node.get_logger().info(f"publishing {len(loaded)} frame(s) from '{args.source}' at {args.rate} Hz "
-                           f"as {args.encoding} on {node.resolve_topic_name('image')}")
+    source = stream(args.source, size, args.encoding)  # type: ignore[arg-type]
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException, SystemExit):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+        first = next(source)  # a missing or unreadable source is said before any node starts
+    except (ValueError, StopIteration) as exc:
+        print(f"camera_replay: {exc or 'the source has no frames'}", file=sys.stderr)
+        return 2
+    return replay(argv, itertools.chain([first], source), args.encoding, args.rate, args.frame_id, args.count, pinhole_k,
+                  f"frames from '{args.source}'")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..core.geometry import parse_output_size
+from ..engine.geometry import parse_output_size
 
 PROG = "export_model"
 
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """`argv` is sys.argv-like: argv[0] is the program name."""
     args = build_parser().parse_args(list(sys.argv if argv is None else argv)[1:])
-    from ..core import export  # torch and friends: only after the arguments are valid
+    from ..deploy import export  # torch and friends: only after the arguments are valid
 
     def log(text: str) -> None:
         print(f"[{PROG}] {text}", flush=True)

@@ -50,20 +50,20 @@ from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 
-from ..core.geometry import parse_output_size
-from ..core.offline.bagout import BagOutError
-from ..core.offline.formats import FORMATS
-from ..core.offline.frames import BagSource, Source, SourceError, check_source, open_source
-from ..core.offline.index import ResumeError, classes_document, write_classes
-from ..core.offline.progress import Progress, duration
-from ..core.offline.ray_exec import RayError
-from ..core.offline.review import REVIEW_FILE
-from ..core.offline.runner import Executor, LocalExecutor, Outputs, RunStats, expected_total, run, source_frames
-from ..core.offline.segment import FrameSegmenter
-from ..core.pipeline import SegmentationOptions, SegmentationPipeline
-from ..core.runtimes.base import DeviceError, ModelLoadError
-from ..core.runtimes.builtin import DEFAULT_MODEL
-from ..core.runtimes.loader import load_model, warm_up
+from ..engine.geometry import parse_output_size
+from ..offline.bagout import BagOutError
+from ..offline.formats import FORMATS
+from ..offline.frames import BagSource, Source, SourceError, check_source, open_source
+from ..offline.index import ResumeError, classes_document, write_classes
+from ..offline.progress import Progress, duration
+from ..offline.ray_exec import RayError
+from ..offline.review import REVIEW_FILE
+from ..offline.runner import Executor, LocalExecutor, Outputs, RunStats, expected_total, run, source_frames
+from ..offline.segment import FrameSegmenter
+from ..engine.pipeline import SegmentationOptions, SegmentationPipeline
+from ..model.base import DeviceError, ModelLoadError
+from ..model.builtin import DEFAULT_MODEL
+from ..model.loader import load_model, warm_up
 
 PROG = "segment_offline"
 
@@ -217,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     _log(f"model '{args.model}' ({class_map.model_name or runtime.spec.name}) on {runtime.device}; "
                          f"classes: {', '.join(class_map.names)}")
                 else:
-                    from ..core.offline.ray_exec import RayExecutor
+                    from ..offline.ray_exec import RayExecutor
                     ray_executor = RayExecutor(args.ray, args.ray_actors, args.model, args.device, args.description,
                                                options, keep_frame, args.review_threshold, args.ray_cpus_per_actor,
                                                args.ray_threads, _log)

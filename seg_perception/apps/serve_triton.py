@@ -71,10 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`argv` is sys.argv-like: argv[0] is the program name."""
     args = build_parser().parse_args(list(sys.argv if argv is None else argv)[1:])
     logging.basicConfig(level=logging.INFO, format="[serve_triton] %(message)s")
-    from ..core.runtimes.base import DeviceError, ModelLoadError
+    from ..model.base import DeviceError, ModelLoadError
 
     if args.write_repo:
-        from ..core.triton_repo import write_repository
+        from ..deploy.triton_repo import write_repository
         try:
             target = write_repository(args.model, args.write_repo, name=args.name, description=args.description,
                                       backend=args.backend, max_batch=args.max_batch, instances=args.instances,
@@ -97,8 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "and SEG_PERCEPTION_TRITON_PYTHON names no interpreter that has it")
     _use_matching_libpython()
 
-    from ..core.runtimes.loader import load_model
-    from ..core.triton_repo import default_name
+    from ..model.loader import load_model
+    from ..deploy.triton_repo import default_name
     import torch
 
     if args.threads > 0:

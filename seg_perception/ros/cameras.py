@@ -1,14 +1,28 @@
-"""One camera of the node: its topic names, its latest calibration, its depth frames waiting to
-be paired, its output publishers and its own counters. The model and the engine thread are the
-node's, shared by every camera."""
+"""The node's cameras: per camera its topic names, its latest calibration, its depth frames
+waiting to be paired, its output publishers and its own counters, and the subscriptions that fill
+them. The model and the engine thread are the node's, shared by every camera.
+
+Callbacks run on the executor thread and stay cheap: a color frame is dropped serialized into
+its camera's latest-wins slot; camera_info and depth are read in place (microseconds) and kept.
+"""
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sensor_msgs.msg import CameraInfo, Image
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.lifecycle import LifecycleNode
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from ..core.pairing import StampPairer
-from .outputs import Outputs
+from ..live.latest import LatestPerKey
+from ..live.pairing import StampPairer, stamp_to_ns
+from ..live.stats import NodeStats
+from ..wire import cdr
+from ..wire.images import ImageFormatError
+from . import qos
+from .outputs import CameraPublishers
 
 
 @dataclass
@@ -18,21 +32,25 @@ class CameraCounters:
     frames_in: int = 0
     dropped: int = 0
     frames_out: int = 0
+    rejected: int = 0
     errors: int = 0
 
     def key_values(self, camera: str) -> list[tuple[str, str]]:
         return [(f"{camera}.frames_in", str(self.frames_in)), (f"{camera}.frames_out", str(self.frames_out)),
-                (f"{camera}.dropped_frames", str(self.dropped)), (f"{camera}.errors", str(self.errors))]
+                (f"{camera}.dropped_frames", str(self.dropped)), (f"{camera}.rejected_frames", str(self.rejected)),
+                (f"{camera}.errors", str(self.errors))]
 
 
 @dataclass
 class Camera:
     name: str
     """'' = the plain topic names (image, segmentation/mask); else 'C' for C/image, C/segmentation/mask."""
-    camera_info: CameraInfo | None = None
-    depth_info: CameraInfo | None = None
-    depth: StampPairer[Image] = field(default_factory=lambda: StampPairer[Image](capacity=10))
-    outputs: Outputs | None = None
+    image_relative: str = "image"
+    """`image` or `image/compressed` (input_transport)."""
+    camera_info: Any | None = None
+    depth_info: Any | None = None
+    depth: StampPairer[Any] = field(default_factory=lambda: StampPairer[Any](capacity=10))
+    outputs: CameraPublishers | None = None
     counters: CameraCounters = field(default_factory=CameraCounters)
 
     @property
@@ -43,6 +61,90 @@ class Camera:
         return self.prefix + relative
 
     @property
+    def image_topic(self) -> str:
+        return self.topic(self.image_relative)
+
+    @property
     def label(self) -> str:
         """How diagnostics and logs name it."""
         return self.name or "camera"
+
+
+class CameraInputs:
+    """The subscriptions of every camera, created at activate and destroyed at deactivate."""
+
+    def __init__(self, node: LifecycleNode, slots: LatestPerKey[str, tuple[bytes, float]], node_stats: NodeStats,
+                 report: Callable[[str, str], None], incompatible_qos: Callable[..., Callable[[Any], None]]) -> None:
+        self._node = node
+        self._slots = slots
+        self._stats = node_stats
+        self._report = report
+        self._incompatible_qos = incompatible_qos
+        self._subs: list[Any] = []
+
+    @property
+    def active(self) -> bool:
+        return bool(self._subs)
+
+    def subscribe(self, cameras: list[Camera], compressed: bool, reliability: str, depth_qos: int,
+                  use_depth: bool) -> None:
+        node, image_qos = self._node, qos.image_input(reliability, depth_qos)
+        image_type = CompressedImage if compressed else Image
+        for camera in cameras:
+            topic = camera.image_topic
+            events = SubscriptionEventCallbacks(incompatible_qos=self._incompatible_qos(topic, publisher=False))
+            # raw: the executor only takes the serialized frame; the worker reads the frames it
+            # actually takes in place (wire.cdr).
+            self._subs.append(node.create_subscription(image_type, topic, self._on_image(camera), image_qos,
+                                                       event_callbacks=events, raw=True))
+            self._subs.append(node.create_subscription(CameraInfo, camera.topic("camera_info"),
+                                                       self._on_camera_info(camera, "camera_info"), qos.SENSOR,
+                                                       raw=True))
+            if use_depth:
+                self._subs.append(node.create_subscription(Image, camera.topic("depth"), self._on_depth(camera),
+                                                           image_qos, raw=True))
+                self._subs.append(node.create_subscription(CameraInfo, camera.topic("depth/camera_info"),
+                                                           self._on_camera_info(camera, "depth/camera_info"),
+                                                           qos.SENSOR, raw=True))
+
+    def unsubscribe(self) -> None:
+        for sub in self._subs:
+            self._node.destroy_subscription(sub)
+        self._subs = []
+
+    def _on_image(self, camera: Camera) -> Callable[[bytes], None]:
+        def store(serialized: bytes) -> None:
+            dropped = self._slots.put(camera.name, (serialized, time.monotonic()))
+            camera.counters.frames_in += 1
+            camera.counters.dropped += int(dropped)
+            self._stats.frame_received(dropped)
+        return store
+
+    def _read(self, serialized: bytes, reader: Callable[[bytes], Any], topic: str) -> Any:
+        """A small message read in place; None and a throttled error when the bytes are not a
+        well-formed message."""
+        try:
+            return reader(serialized)
+        except ImageFormatError as exc:
+            self._report(f"{topic}:{exc.kind}",
+                         f"dropped a message on {self._node.resolve_topic_name(topic)}: {exc}")
+            return None
+
+    def _on_camera_info(self, camera: Camera, relative: str) -> Callable[[bytes], None]:
+        topic = camera.topic(relative)
+        attribute = "depth_info" if relative.startswith("depth") else "camera_info"
+
+        def store(serialized: bytes) -> None:
+            info = self._read(serialized, cdr.read_camera_info, topic)
+            if info is not None:
+                setattr(camera, attribute, info)
+        return store
+
+    def _on_depth(self, camera: Camera) -> Callable[[bytes], None]:
+        topic = camera.topic("depth")
+
+        def store(serialized: bytes) -> None:
+            msg = self._read(serialized, cdr.read_image, topic)
+            if msg is not None:
+                camera.depth.add(stamp_to_ns(msg.header.stamp), msg)
+        return store

@@ -7,12 +7,16 @@ as a depth fault and never changes the segmentation verdict.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-from ..core import stats
-from ..core.runtimes.base import RuntimeHealth
+from ..live import stats
+from ..model.base import RuntimeHealth, runtime_health
 from .cameras import CameraCounters
+
+if TYPE_CHECKING:
+    from .node import SegmentationNode
 
 
 @dataclass
@@ -34,6 +38,21 @@ class NodeState:
     """The remote model's connection (triton://); None for a local model."""
     cameras: list[tuple[str, CameraCounters]] = field(default_factory=list)
     """Per-camera counters when the node serves named cameras."""
+
+
+def node_state(node: SegmentationNode) -> NodeState:
+    """What the node's parts know now, for one diagnostics message."""
+    worker, processor = node.worker, node.worker.processor
+    model = (processor.class_map.model_name or processor.pipeline.spec.name) if processor else node.param("model")
+    cameras = worker.cameras
+    return NodeState(
+        node_name=node.get_name(), hardware_id=node.get_fully_qualified_name(),
+        configured=processor is not None, active=node.inputs.active,
+        last_error=node.load_error or worker.last_error,
+        device=node.device_text, model=model, use_depth=node.param("use_depth"),
+        input_timeout=node.param("input_timeout"), max_latency=node.param("max_latency"),
+        inference_server=runtime_health(processor.pipeline.runtime) if processor else None,
+        cameras=[(c.label, c.counters) for c in cameras.values()] if len(cameras) > 1 or "" not in cameras else [])
 
 
 def _status(name: str, hardware_id: str, level: int, message: str,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.labels import ClassMap
+from ..model.labels import ClassMap
 
 
 def class_map_msg(class_map: ClassMap, stamp: Any) -> Any:

@@ -4,11 +4,12 @@ Streams are lifecycle publishers (they publish only while the node is active); t
 and LabelInfo are latched (transient-local) and published at configure, so a costmap or a
 manager can read the classes before activation. Outputs nobody subscribes to are not built.
 
-Per-frame outputs are published as CDR bytes built in one pass from the arrays (core.cdr):
+Per-frame outputs are published as CDR bytes built in one pass from the arrays (wire.cdr):
 no Python message object holds megabytes of pixels or points on the way out.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -17,9 +18,9 @@ from rclpy.lifecycle import LifecycleNode
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from . import qos
-from ..core import cdr, clouds
-from ..core.frame import FrameOutputs, FrameRequest
-from ..core.labels import ClassMap
+from ..wire import cdr, pointcloud2 as clouds
+from ..engine.frame import FrameOutputs, FrameRequest
+from ..model.labels import ClassMap
 from ..msg import ClassMap as ClassMapMsg
 from .messages import class_map_msg, label_info_msg
 
@@ -32,7 +33,7 @@ STREAMS = {"mask": Image, "confidence": Image, "color_mask": Image, "overlay": I
            "points": PointCloud2, "obstacle_points": PointCloud2}
 
 
-class Outputs:
+class CameraPublishers:
     def __init__(self, node: LifecycleNode, reliability: str,
                  on_incompatible: Callable[[str], Callable[[Any], None]], prefix: str = "") -> None:
         """`prefix`: the camera's namespace with its trailing '/' ('' for the plain names)."""
@@ -54,17 +55,15 @@ class Outputs:
     def narrow(self, request: FrameRequest, use_depth: bool) -> FrameRequest:
         """`request` (what parameters enable) limited to the outputs someone subscribes to."""
         w = self.wanted
-        return FrameRequest(
-            output_size=request.output_size, confidence_threshold=request.confidence_threshold,
-            overlay_alpha=request.overlay_alpha, confidence=w("confidence", request.confidence),
+        return dataclasses.replace(
+            request, confidence=w("confidence", request.confidence),
             color=w("color_mask", request.color), overlay=w("overlay", request.overlay),
             points=use_depth and w("points", request.points),
-            obstacle_points=use_depth and w("obstacle_points", request.obstacle_points),
-            min_range=request.min_range, max_range=request.max_range, voxel_size=request.voxel_size)
+            obstacle_points=use_depth and w("obstacle_points", request.obstacle_points))
 
-    def publish_frame(self, header: Any, out: FrameOutputs, camera_info: Any | None) -> None:
+    def publish_frame(self, header: Any, out: FrameOutputs) -> None:
         """Every output of one frame, each with the input's header (clouds: the depth frame_id).
-        `header` and `camera_info` are header- and CameraInfo-like (core.cdr's or rclpy's)."""
+        `header` is header-like (wire.cdr's or rclpy's)."""
         result, pubs = out.segmentation, self.pubs
         assert result is not None
         header = cdr.as_header(header)
@@ -72,8 +71,8 @@ class Outputs:
                                      ("color_mask", result.color, "rgb8"), ("overlay", result.overlay, "rgb8")):
             if array is not None and (key != "confidence" or self.wanted(key)):
                 pubs[key].publish(cdr.image_bytes(header, array, encoding))
-        if camera_info is not None:
-            pubs["camera_info"].publish(cdr.camera_info_bytes(camera_info, header, *result.size))
+        if out.camera_info is not None:
+            pubs["camera_info"].publish(cdr.camera_info_bytes(out.camera_info, header, *result.size))
         cloud_header = cdr.header(header.stamp.sec, header.stamp.nanosec, out.cloud_frame_id)
         for key, cloud, fields in (("points", out.labelled_cloud, clouds.LABELLED_FIELDS),
                                    ("obstacle_points", out.obstacle_cloud, clouds.XYZ_FIELDS)):

@@ -11,10 +11,10 @@ from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from ..core import params
-from ..core.conversions import ImageLimits
-from ..core.frame import FrameRequest
-from ..core.geometry import parse_output_size
+from ..live import params
+from ..wire.images import ImageLimits
+from ..engine.frame import FrameRequest
+from ..engine.geometry import parse_output_size
 
 
 def descriptor(pdef: params.ParamDef) -> ParameterDescriptor:

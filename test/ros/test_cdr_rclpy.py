@@ -10,9 +10,9 @@ from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, RegionOfInterest
 from std_msgs.msg import Header
 
-from seg_perception.core import cdr
+from seg_perception.wire import cdr
 from devtools.msgtools import read_field
-from seg_perception.core.clouds import LABELLED_FIELDS, XYZ_FIELDS, labelled_cloud_array, xyz_cloud_array
+from seg_perception.wire.pointcloud2 import LABELLED_FIELDS, XYZ_FIELDS, labelled_cloud_array, xyz_cloud_array
 
 FRAME_IDS = ["camera_color_optical_frame", "", "f" * 4097, "kamera_ü_相机_🤖", "abc"]
 SIZES = [(1, 1), (3, 5), (641, 479), (17, 2)]

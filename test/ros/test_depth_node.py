@@ -18,7 +18,7 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 
 from devtools.msgtools import read_field, read_xyz  # noqa: E402
-from seg_perception.core.conversions import fill_image  # noqa: E402
+from seg_perception.wire.images import fill_image  # noqa: E402
 from devtools.harness import Collector, wait_until  # noqa: E402
 
 TIMEOUT = 30.0

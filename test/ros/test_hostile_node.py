@@ -29,7 +29,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # n
 from bench.procstat import status_kib  # noqa: E402
 from devtools.harness import Collector, photo, wait_until  # noqa: E402
 from devtools.hostile import BAD_K, corrupt_jpeg, png_bomb  # noqa: E402
-from seg_perception.core.conversions import fill_image  # noqa: E402
+from seg_perception.wire.images import fill_image  # noqa: E402
 
 TIMEOUT = 30.0
 MEMORY_BOUND_MIB = 300.0

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from seg_perception.core import params
+from seg_perception.live import params
 
 pytest.importorskip("rclpy")
 _WHY = "needs the upstream launch / launch_ros (a ROS install, or scripts/setup_upstream.sh)"

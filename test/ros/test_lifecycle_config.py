@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from seg_perception.core import params
+from seg_perception.live import params
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 30.0
@@ -85,7 +85,7 @@ def test_lifecycle_transitions(ros: Any, seg_node: Any) -> None:
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
-    from seg_perception.core.conversions import fill_image
+    from seg_perception.wire.images import fill_image
     from devtools.harness import Collector, wait_until
     from seg_perception.msg import ClassMap
 

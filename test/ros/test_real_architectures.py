@@ -26,9 +26,9 @@ from devtools.architectures import (CITYSCAPES_CLASSES, ENCODER_DECODER_CLASSES,
                                     write_segformer_checkpoint)
 from devtools.harness import Collector, installed_executable, wait_until  # noqa: E402
 from devtools.vision_msgs import read_label_info  # noqa: E402
-from seg_perception.core.conversions import fill_image  # noqa: E402
-from seg_perception.core.export import export_model, resolve_source  # noqa: E402
-from seg_perception.core.sources import sample_photo  # noqa: E402
+from seg_perception.wire.images import fill_image  # noqa: E402
+from seg_perception.deploy.export import export_model, resolve_source  # noqa: E402
+from seg_perception.offline.sources import sample_photo  # noqa: E402
 
 TIMEOUT = 60.0
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)

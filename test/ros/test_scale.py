@@ -26,10 +26,10 @@ from sensor_msgs.msg import Image  # noqa: E402
 from devtools.harness import Collector, image_msg, photo, wait_until  # noqa: E402
 from devtools.triton import TritonServer  # noqa: E402
 from seg_perception.ros import qos  # noqa: E402
-from seg_perception.core.pipeline import SegmentationPipeline  # noqa: E402
-from seg_perception.core.runtimes import load_model  # noqa: E402
-from seg_perception.core.runtimes.base import RuntimeUnavailable, runtime_health  # noqa: E402
-from seg_perception.core.runtimes.triton import TritonOptions  # noqa: E402
+from seg_perception.engine.pipeline import SegmentationPipeline  # noqa: E402
+from seg_perception.model import load_model  # noqa: E402
+from seg_perception.model.base import RuntimeUnavailable, runtime_health  # noqa: E402
+from seg_perception.model.runtimes.triton import TritonOptions  # noqa: E402
 
 TIMEOUT = 60.0
 LATCHED = qos.LATCHED

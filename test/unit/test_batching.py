@@ -1,5 +1,5 @@
-"""Frames of several cameras: one slot per camera, and one forward per batch (or per frame for
-models with a fixed batch axis)."""
+"""Frames of several cameras: one forward per batch (or per frame for models with a fixed batch
+axis). The per-camera slots are test_latest.py's."""
 from __future__ import annotations
 
 import socket
@@ -13,40 +13,11 @@ import torch
 import yaml
 from torch import nn
 
-from seg_perception.core.batching import BatchRunner
-from seg_perception.core.latest import LatestPerKey
-from seg_perception.core.runtimes import load_model
-from seg_perception.core.runtimes.base import RuntimeUnavailable
+from seg_perception.engine.batching import BatchRunner
+from seg_perception.model import load_model
+from seg_perception.model.base import RuntimeUnavailable
 
 WIDTH, HEIGHT = 32, 24
-
-
-def test_latest_per_key_keeps_the_newest_of_every_key() -> None:
-    slots: LatestPerKey[str, int] = LatestPerKey()
-    assert slots.put("front", 1) is False
-    assert slots.put("front", 2) is True  # the older front frame is dropped
-    assert slots.put("left", 10) is False
-    assert slots.take_all(0) == {"front": 2, "left": 10}
-    assert slots.take_all(0) == {}
-    slots.put("left", 11)
-    assert slots.take_all(0) == {"left": 11}
-
-
-def test_latest_per_key_wakes_a_waiting_worker_and_closes() -> None:
-    slots: LatestPerKey[str, int] = LatestPerKey()
-    taken: list[dict[str, int]] = []
-    worker = threading.Thread(target=lambda: taken.append(slots.take_all(30)))
-    worker.start()
-    slots.put("right", 5)
-    worker.join(30)
-    assert taken == [{"right": 5}]
-    closer = threading.Thread(target=lambda: taken.append(slots.take_all(30)))
-    closer.start()
-    slots.close()
-    closer.join(30)
-    assert taken[-1] == {} and slots.closed
-    slots.reopen()
-    assert not slots.closed
 
 
 class Tiny(nn.Module):
@@ -98,8 +69,8 @@ def test_batch_runner_passes_a_dead_server_on_without_learning(tmp_path: Path) -
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 def test_pipeline_batch_equals_frame_by_frame(backend: str) -> None:
-    from seg_perception.core.pipeline import SegmentationOptions, SegmentationPipeline
-    from seg_perception.core.sources import sample_photo
+    from seg_perception.engine.pipeline import SegmentationOptions, SegmentationPipeline
+    from seg_perception.offline.sources import sample_photo
     import cv2
 
     photos = [cv2.resize(sample_photo(name), size, interpolation=cv2.INTER_AREA)
@@ -125,7 +96,7 @@ def test_pipeline_batch_equals_frame_by_frame(backend: str) -> None:
 def test_frame_processor_batch_keeps_order_and_rejects_one_frame_alone() -> None:
     from types import SimpleNamespace
 
-    from seg_perception.core.frame import FrameInput, FrameProcessor, FrameRequest
+    from seg_perception.engine.frame import FrameInput, FrameProcessor, FrameRequest
 
     processor = FrameProcessor.load("selfie", "cpu", warmup_iterations=0)
 
@@ -151,7 +122,7 @@ def test_frame_processor_batch_keeps_order_and_rejects_one_frame_alone() -> None
     (["front/"], "relative"), (["~cam"], "relative"), (["3d"], "relative"), (["a b"], "relative"),
 ])
 def test_camera_names(names: list[str], problem: str | None) -> None:
-    from seg_perception.core.params import camera_names_problem, validate
+    from seg_perception.live.params import camera_names_problem, validate
 
     reason = camera_names_problem(names)
     assert (reason is None) if problem is None else (reason is not None and problem in reason)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seg_perception.core import cdr
-from seg_perception.core.clouds import LABELLED_FIELDS, XYZ_FIELDS, labelled_cloud_array, xyz_cloud_array
-from seg_perception.core.conversions import ImageFormatError, image_to_rgb
-from seg_perception.core.pairing import stamp_to_ns
+from seg_perception.wire import cdr
+from seg_perception.wire.pointcloud2 import LABELLED_FIELDS, XYZ_FIELDS, labelled_cloud_array, xyz_cloud_array
+from seg_perception.wire.images import ImageFormatError, image_to_rgb
+from seg_perception.live.pairing import stamp_to_ns
 
 T = cdr.STORE.types
 FRAME_IDS = ["cam", "", "a" * 1000, "kamera_ü_相机", "x" * 3]

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from seg_perception.core.clouds import (
+from seg_perception.wire.pointcloud2 import (
     FLOAT32,
     FLOAT64,
     LABELLED_DTYPE,
@@ -20,13 +20,13 @@ from seg_perception.core.clouds import (
     XYZ_FIELDS,
     FieldSpec,
     fields_dtype,
-    fill_pointcloud2,
     labelled_cloud_array,
     pack_rgb,
     xyz_cloud_array,
 )
-from devtools.msgtools import read_field, read_xyz, unpack_rgb
-from seg_perception.core.projection import Intrinsics, project_organized
+from devtools.msgtools import fill_pointcloud2, read_field, read_xyz, unpack_rgb
+from seg_perception.engine.projection import project_organized
+from seg_perception.wire.calibration import Intrinsics
 
 
 def fake_point_field(**kwargs: Any) -> SimpleNamespace:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from seg_perception.core.colorize import Painter, colorize, colorize_torch, drawn_lut, overlay, overlay_torch
-from seg_perception.core.labels import UNLABELED, ClassMap
+from seg_perception.engine.colorize import Painter, colorize, colorize_torch, drawn_lut, overlay, overlay_torch
+from seg_perception.model.labels import UNLABELED, ClassMap
 
 DEVICES = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
 

@@ -1,4 +1,4 @@
-"""Tests for seg_perception.core.conversions: no rclpy needed except the one guarded test."""
+"""Tests for seg_perception.wire.images: no rclpy needed except the one guarded test."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from seg_perception.core.conversions import (
+from seg_perception.wire.images import (
     SUPPORTED_COLOR_ENCODINGS,
     SUPPORTED_DEPTH_ENCODINGS,
     ImageFormatError,

@@ -4,7 +4,7 @@ messages may grow the log faster than the throttle's fixed rate. Driven by a fak
 from __future__ import annotations
 
 from devtools.fakes import FakeClock
-from seg_perception.core import stats
+from seg_perception.live import stats
 
 
 def _camera(s: stats.NodeStats, clock: FakeClock, seconds: float, rate: float, every: int,

@@ -21,9 +21,9 @@ import skimage.data
 import torch
 
 from seg_perception.apps import segment_offline as offline
-from seg_perception.core.runtimes import load_model
-from seg_perception.core.runtimes.base import denormals_flushed
-from seg_perception.core.runtimes.builtin import builtin_spec
+from seg_perception.model import load_model
+from seg_perception.model.base import denormals_flushed
+from seg_perception.model.builtin import builtin_spec
 from seg_perception.models.twinlitenet import (DRIVABLE_CLASSES, TWINLITENET_INPUT_SIZE, TwinLiteNet,
                                                combine_heads, load_twinlitenet)
 

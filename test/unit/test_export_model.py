@@ -16,8 +16,8 @@ pytest.importorskip("transformers")
 from devtools.architectures import CITYSCAPES_CLASSES, segformer_b0, write_segformer_checkpoint  # noqa: E402
 from seg_perception.apps import export_model as cli  # noqa: E402
 from seg_perception.apps import segment_offline as offline  # noqa: E402
-from seg_perception.core.export import ExportError, _input_from_processor, resolve_source  # noqa: E402
-from seg_perception.core.sources import sample_photo  # noqa: E402
+from seg_perception.deploy.export import ExportError, _input_from_processor, resolve_source  # noqa: E402
+from seg_perception.offline.sources import sample_photo  # noqa: E402
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 

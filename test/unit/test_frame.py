@@ -12,13 +12,13 @@ import pytest
 import torch
 from torch import nn
 
-from seg_perception.core import clouds
-from seg_perception.core.conversions import fill_image
-from seg_perception.core.frame import DepthFrame, DepthStatus, FrameProcessor, FrameRequest
-from seg_perception.core.labels import ClassMap
-from seg_perception.core.pipeline import SegmentationPipeline
-from seg_perception.core.runtimes.base import ModelSpec
-from seg_perception.core.runtimes.builtin import TorchModuleRuntime
+from seg_perception.wire import pointcloud2 as clouds
+from seg_perception.wire.images import fill_image
+from seg_perception.engine.frame import DepthFrame, DepthStatus, FrameInput, FrameProcessor, FrameRequest
+from seg_perception.model.labels import ClassMap
+from seg_perception.engine.pipeline import SegmentationPipeline
+from seg_perception.model.base import ModelSpec
+from seg_perception.model.runtimes.torch_module import TorchModuleRuntime
 
 W, H = 40, 30
 BOX = (slice(10, 20), slice(8, 24))  # rows, cols of the red object
@@ -83,7 +83,7 @@ ALL = FrameRequest(confidence=True, color=True, overlay=True, points=True, obsta
 
 
 def test_color_outputs_and_clouds_from_one_frame(processor: FrameProcessor) -> None:
-    out = processor.process(color_frame(), ALL, lambda: depth_frame(2.0))
+    out = processor.process(color_frame(), ALL, depth_frame(2.0))
     assert out.status.image_error == "" and out.status.depth is DepthStatus.OK
     seg = out.segmentation
     assert seg is not None and seg.labels.shape == (H, W)
@@ -109,12 +109,12 @@ def test_color_outputs_and_clouds_from_one_frame(processor: FrameProcessor) -> N
 ])
 def test_a_depth_fault_never_touches_the_color_outputs(processor: FrameProcessor, case: str,
                                                        status: DepthStatus, detail: str) -> None:
-    good = processor.process(color_frame(), ALL, lambda: depth_frame()).segmentation
+    good = processor.process(color_frame(), ALL, depth_frame()).segmentation
     assert good is not None
     depth = {"unpaired": None, "bad encoding": depth_frame(encoding="mono16"),
              "no info": depth_frame(info=None),
              "zero K": depth_frame(info=SimpleNamespace(k=[0.0] * 9, width=W, height=H))}[case]
-    out = processor.process(color_frame(), ALL, lambda: depth)
+    out = processor.process(color_frame(), ALL, depth)
     assert out.status.depth is status and status.is_problem
     assert detail in out.status.depth_error
     assert out.status.image_error == ""
@@ -127,8 +127,9 @@ def test_a_depth_fault_never_touches_the_color_outputs(processor: FrameProcessor
 def test_a_rejected_image_says_why_and_of_what_kind(processor: FrameProcessor) -> None:
     bad = color_frame()
     bad.encoding = "rgb_foo"
-    out = processor.process(bad, ALL, lambda: pytest.fail("depth must not be fetched for a rejected image"))
+    out = processor.process(bad, ALL, depth_frame())
     assert out.segmentation is None
+    assert out.status.depth is DepthStatus.NOT_WANTED and out.labelled_cloud is None
     assert "unsupported encoding 'rgb_foo'" in out.status.image_error
     assert out.status.image_error_kind == "encoding"
     short = color_frame()
@@ -137,11 +138,11 @@ def test_a_rejected_image_says_why_and_of_what_kind(processor: FrameProcessor) -
 
 
 def test_clouds_only_when_asked(processor: FrameProcessor) -> None:
-    asked: list[int] = []
-    out = processor.process(color_frame(), FrameRequest(), lambda: asked.append(1) or depth_frame())
-    assert not asked and out.status.depth is DepthStatus.NOT_WANTED and not out.status.depth.is_problem
+    out = processor.process(color_frame(), FrameRequest(), depth_frame())
+    assert out.status.depth is DepthStatus.NOT_WANTED and not out.status.depth.is_problem
+    assert out.labelled_cloud is None and out.obstacle_cloud is None and "clouds" not in out.timings_ms
     only_obstacles = FrameRequest(obstacle_points=True)
-    out = processor.process(color_frame(), only_obstacles, lambda: depth_frame(20.0))
+    out = processor.process(color_frame(), only_obstacles, depth_frame(20.0))
     assert out.labelled_cloud is None
     assert out.obstacle_cloud is not None and out.obstacle_cloud.size == 0  # 20 m is beyond max_range
 
@@ -150,7 +151,7 @@ def test_obstacle_classes_follow_the_class_map(processor: FrameProcessor) -> Non
     original = processor.class_map
     try:
         processor.class_map = original.with_obstacles(["floor"])
-        out = processor.process(color_frame(), FrameRequest(obstacle_points=True), lambda: depth_frame())
+        out = processor.process(color_frame(), FrameRequest(obstacle_points=True), depth_frame())
         assert out.segmentation is not None
         floor = int((out.segmentation.labels == 0).sum())
         assert W * H - (BOX[0].stop - BOX[0].start + 2) * (BOX[1].stop - BOX[1].start + 2) <= floor
@@ -158,3 +159,17 @@ def test_obstacle_classes_follow_the_class_map(processor: FrameProcessor) -> Non
         assert clouds.XYZ_FIELDS[0].name == "x"
     finally:
         processor.class_map = original
+
+
+def test_the_color_camera_info_is_checked_once_against_its_image(processor: FrameProcessor) -> None:
+    """A usable calibration comes back to be republished; a NaN one is refused with its topic
+    named, and the color outputs are untouched either way."""
+    good = SimpleNamespace(k=K, width=W, height=H, d=[0.0] * 5, p=[])
+    out = processor.process(color_frame(), ALL, None, camera_info=good)
+    assert out.camera_info is good and out.status.camera_info_error == ""
+    nan = SimpleNamespace(k=[float("nan")] + list(K[1:]), width=W, height=H, d=[], p=[])
+    bad = next(processor.process_batch([FrameInput(color_frame(), ALL, nan, "/cam/camera_info")]))
+    assert bad.camera_info is None
+    assert bad.status.camera_info_error.startswith("/cam/camera_info: ") and "non-finite" in bad.status.camera_info_error
+    assert bad.segmentation is not None and bad.segmentation.labels.shape == (H, W)
+    assert processor.process(color_frame(), ALL).camera_info is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seg_perception.core.geometry import Placement, network_output_size, parse_output_size
+from seg_perception.engine.geometry import Placement, network_output_size, parse_output_size
 
 
 def _apply(affine: np.ndarray, x: float, y: float) -> tuple[float, float]:

@@ -14,10 +14,10 @@ import pytest
 from skimage import data as skdata
 
 from devtools.hostile import BAD_K, corrupt_jpeg, png_bomb
-from seg_perception.core import params
-from seg_perception.core.buffers import BufferPool
-from seg_perception.core.calibration import CalibrationError, intrinsics_from_camera_info
-from seg_perception.core.conversions import (
+from seg_perception.live import params
+from seg_perception.engine.buffers import BufferPool
+from seg_perception.wire.calibration import CalibrationError, intrinsics_from_camera_info
+from seg_perception.wire.images import (
     DEFAULT_MAX_IMAGE_PIXELS,
     ImageFormatError,
     ImageLimits,
@@ -26,10 +26,11 @@ from seg_perception.core.conversions import (
     depth_to_meters,
     image_to_rgb,
 )
-from seg_perception.core.health import describe_stamp_problem, stamp_problem, throughput_problem
-from seg_perception.core.image_headers import read_header
-from seg_perception.core.projection import Intrinsics, obstacle_points, voxel_centroids
-from seg_perception.core.wire_text import WIRE_TEXT_LIMIT, wire_text
+from seg_perception.live.health import describe_stamp_problem, stamp_problem, throughput_problem
+from seg_perception.wire.image_headers import read_header
+from seg_perception.engine.projection import obstacle_points, voxel_centroids
+from seg_perception.wire.calibration import Intrinsics
+from seg_perception.wire.text import WIRE_TEXT_LIMIT, wire_text
 
 
 @dataclass

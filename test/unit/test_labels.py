@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seg_perception.core.labels import UNLABELED, ClassInfo, ClassMap, ClassMapError
+from seg_perception.model.labels import UNLABELED, ClassInfo, ClassMap, ClassMapError
 
 
 def test_unlabeled_is_the_largest_uint8() -> None:

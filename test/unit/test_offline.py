@@ -19,14 +19,14 @@ from rosbags.typesys import Stores
 from devtools.bags import CAMERA_TOPIC, COMPRESSED_TOPIC, BagBuilder, camera_recording, stamp_ns
 from devtools.outputs import read_rows, read_unchanged
 from seg_perception.apps import segment_offline as offline
-from seg_perception.core.offline.frames import FrameRef, RgbFrame, SourceError
-from seg_perception.core.offline.progress import Progress
-from seg_perception.core.offline.runner import LocalExecutor, Outputs, source_frames
-from seg_perception.core.offline.runner import run as run_job
-from seg_perception.core.offline.segment import FrameSegmenter
-from seg_perception.core.pipeline import SegmentationOptions, SegmentationPipeline
-from seg_perception.core.runtimes.loader import load_model
-from seg_perception.core.sources import sample_photo
+from seg_perception.offline.frames import FrameRef, RgbFrame, SourceError
+from seg_perception.offline.progress import Progress
+from seg_perception.offline.runner import LocalExecutor, Outputs, source_frames
+from seg_perception.offline.runner import run as run_job
+from seg_perception.offline.segment import FrameSegmenter
+from seg_perception.engine.pipeline import SegmentationOptions, SegmentationPipeline
+from seg_perception.model.loader import load_model
+from seg_perception.offline.sources import sample_photo
 
 SIZE = (96, 96)  # small: the model's input is 256x256 anyway, and the selfie net still finds people
 

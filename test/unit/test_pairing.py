@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from seg_perception.core.pairing import StampPairer, stamp_to_ns
+from seg_perception.live.pairing import StampPairer, stamp_to_ns
 
 MS = 1_000_000
 

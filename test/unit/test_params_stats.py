@@ -1,5 +1,5 @@
 """The parameter table and its cross-field checks, the statistics behind /diagnostics (driven by
-a fake clock), and the one-slot latest-frame buffer between the callbacks and the worker."""
+a fake clock)."""
 from __future__ import annotations
 
 import threading
@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from devtools.fakes import FakeClock
-from seg_perception.core import params, stats
-from seg_perception.core.latest import LatestSlot
+from seg_perception.live import params, stats
 
 # params -----------------------------------------------------------------------------------
 
@@ -220,110 +219,6 @@ def test_verdict_frames_start_failing_after_working() -> None:
     s.frame_received(dropped_previous=False)
     s.frame_failed()
     assert stats.verdict(s.snapshot(), 2.0, 0.5, last_error="ValueError: bad frame")[0] == stats.OK
-
-
-# LatestSlot -------------------------------------------------------------------------------
-
-def _wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll `condition` until true or `timeout` passes (a deadline, not a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.0005)
-    return True
-
-
-def _waiting(slot: LatestSlot[Any]) -> int:
-    """How many threads are blocked in take(): the Condition's waiter list (CPython)."""
-    return len(getattr(slot._cond, "_waiters", ()))
-
-
-def test_latest_wins_and_drops_are_counted() -> None:
-    slot: LatestSlot[int] = LatestSlot()
-    assert slot.put(1) is False
-    assert slot.put(2) is True   # 1 was never taken: dropped
-    assert slot.put(3) is True
-    assert slot.take(timeout=0) == 3
-    assert slot.take(timeout=0) is None  # empty again
-    assert slot.put(4) is False  # nothing was pending
-
-
-def test_drop_counting_through_node_stats() -> None:
-    slot: LatestSlot[int] = LatestSlot()
-    s = stats.NodeStats(clock=FakeClock())
-    for item in range(10):       # a burst while the worker is busy
-        s.frame_received(slot.put(item))
-    assert slot.take(timeout=0) == 9
-    s.frame_received(slot.put(10))
-    snap = s.snapshot()
-    assert (snap.frames_in, snap.dropped) == (11, 9)
-
-
-def test_take_waits_and_put_wakes_it() -> None:
-    slot: LatestSlot[str] = LatestSlot()
-    got: list[str | None] = []
-    worker = threading.Thread(target=lambda: got.append(slot.take()), daemon=True)
-    worker.start()
-    assert _wait_until(lambda: _waiting(slot) == 1 or not worker.is_alive())
-    assert got == [] and worker.is_alive()
-    slot.put("frame")
-    worker.join(timeout=5.0)
-    assert not worker.is_alive()
-    assert got == ["frame"]
-
-
-def test_close_wakes_a_waiting_take() -> None:
-    slot: LatestSlot[str] = LatestSlot()
-    got: list[str | None] = []
-    worker = threading.Thread(target=lambda: got.append(slot.take()), daemon=True)
-    worker.start()
-    assert _wait_until(lambda: _waiting(slot) == 1 or not worker.is_alive())
-    slot.close()
-    worker.join(timeout=5.0)
-    assert not worker.is_alive()
-    assert got == [None] and slot.closed
-
-
-def test_close_discards_and_reopen_starts_empty() -> None:
-    slot: LatestSlot[int] = LatestSlot()
-    slot.put(1)
-    slot.close()
-    assert slot.take(timeout=0) is None
-    slot.reopen()
-    assert not slot.closed
-    assert slot.take(timeout=0) is None
-    slot.put(2)
-    assert slot.take(timeout=0) == 2
-
-
-def test_take_times_out_empty() -> None:
-    slot: LatestSlot[int] = LatestSlot()
-    assert slot.take(timeout=0.0) is None
-
-
-def test_worker_sees_only_the_newest_frame() -> None:
-    """Producer much faster than the worker: every frame the worker takes is newer than the last."""
-    slot: LatestSlot[int] = LatestSlot()
-    taken: list[int] = []
-    done = threading.Event()
-
-    def work() -> None:
-        while not done.is_set() or slot.take(timeout=0) is not None:
-            item = slot.take(timeout=0.05)
-            if item is not None:
-                taken.append(item)
-
-    worker = threading.Thread(target=work, daemon=True)
-    worker.start()
-    dropped = sum(slot.put(i) for i in range(20000))
-    last = slot.take(timeout=0)
-    done.set()
-    worker.join(timeout=5.0)
-    assert not worker.is_alive()
-    assert taken == sorted(taken) and len(set(taken)) == len(taken)
-    # every frame was either taken by the worker, taken here, or counted as dropped
-    assert len(taken) + (last is not None) + dropped == 20000
 
 
 def test_depth_problems_have_their_own_counters_and_verdict() -> None:

@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from seg_perception.core.labels import UNLABELED, ClassMap
-from seg_perception.core.pipeline import SegmentationOptions, SegmentationPipeline
-from seg_perception.core.runtimes import load_model
-from seg_perception.core.runtimes.base import ModelSpec
-from seg_perception.core.runtimes.torch_module import TorchModuleRuntime
-from seg_perception.core.sources import sample_photo
+from seg_perception.model.labels import UNLABELED, ClassMap
+from seg_perception.engine.pipeline import SegmentationOptions, SegmentationPipeline
+from seg_perception.model import load_model
+from seg_perception.model.base import ModelSpec
+from seg_perception.model.runtimes.torch_module import TorchModuleRuntime
+from seg_perception.offline.sources import sample_photo
 
 CPU = torch.device("cpu")
 BACKENDS = ["numpy", "torch"]

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seg_perception.core.geometry import Placement
-from seg_perception.core.labels import UNLABELED, ClassMap
-from seg_perception.core.postprocess import NetworkMaps, finish_numpy, finish_torch, network_maps
-from seg_perception.core.runtimes.base import ModelSpec
+from seg_perception.engine.geometry import Placement
+from seg_perception.model.labels import UNLABELED, ClassMap
+from seg_perception.engine.postprocess import NetworkMaps, finish_numpy, finish_torch, network_maps
+from seg_perception.model.base import ModelSpec
 
 DEVICES = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
 

@@ -19,11 +19,11 @@ import pytest
 from devtools.bags import CAMERA_TOPIC, COMPRESSED_TOPIC, FIRST_SEC, camera_recording, stamp_ns
 from devtools.outputs import read_rows, read_unchanged
 from seg_perception.apps import segment_offline as offline
-from seg_perception.core.labels import ClassMap
-from seg_perception.core.offline.formats import cvat_labels, voc_color
-from seg_perception.core.offline.frames import FileSource
-from seg_perception.core.offline.progress import Progress
-from seg_perception.core.sources import sample_photo
+from seg_perception.model.labels import ClassMap
+from seg_perception.offline.formats import cvat_labels, voc_color
+from seg_perception.offline.frames import FileSource
+from seg_perception.offline.progress import Progress
+from seg_perception.offline.sources import sample_photo
 
 SIZE = (96, 96)
 
@@ -230,7 +230,7 @@ def test_bag_out_holds_source_frames_and_labels_with_source_stamps(tmp_path: Pat
 def test_embedded_label_info_definition_is_vision_msgs() -> None:
     """Without vision_msgs installed, --bag-out writes LabelInfo with an embedded definition: the
     same fields as upstream vision_msgs (comments aside), so readers decode it alike."""
-    from seg_perception.core.offline import bagout
+    from seg_perception.offline import bagout
 
     upstream = Path(__file__).resolve().parents[2].parent / "shared" / "upstream" / "vision_msgs" / "vision_msgs" / "msg"
     if not upstream.is_dir():

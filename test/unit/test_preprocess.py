@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seg_perception.core.labels import ClassMap
-from seg_perception.core.preprocess import CpuPreprocessor, TorchPreprocessor, normalization
-from seg_perception.core.runtimes.base import ModelSpec
+from seg_perception.model.labels import ClassMap
+from seg_perception.engine.preprocess import CpuPreprocessor, TorchPreprocessor, normalization
+from seg_perception.model.base import ModelSpec
 
 CPU = torch.device("cpu")
 DEVICES = [CPU] + ([torch.device("cuda")] if torch.cuda.is_available() else [])

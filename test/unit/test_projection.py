@@ -9,16 +9,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seg_perception.core.projection import (
-    Intrinsics,
+from seg_perception.engine.projection import (
     RayCache,
     nearest_indices,
     obstacle_points,
     project_organized,
     resample_depth,
-    scale_camera_info,
     voxel_centroids,
 )
+from seg_perception.wire.calibration import Intrinsics, scale_camera_info
 
 K_640 = [500.0, 0.0, 319.5, 0.0, 500.0, 239.5, 0.0, 0.0, 1.0]
 INTR_640 = Intrinsics.from_camera_info_k(K_640, 640, 480)

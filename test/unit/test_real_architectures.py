@@ -15,10 +15,10 @@ pytest.importorskip("transformers")
 
 from devtools.architectures import (CITYSCAPES_CLASSES, ENCODER_DECODER_CLASSES, IMAGENET_MEAN,  # noqa: E402
                                     IMAGENET_STD, write_segformer_checkpoint)
-from seg_perception.core.export import ExportSource, export_model, resolve_source  # noqa: E402
-from seg_perception.core.pipeline import SegmentationOptions, SegmentationPipeline  # noqa: E402
-from seg_perception.core.runtimes import load_model  # noqa: E402
-from seg_perception.core.sources import sample_photo  # noqa: E402
+from seg_perception.deploy.export import ExportSource, export_model, resolve_source  # noqa: E402
+from seg_perception.engine.pipeline import SegmentationOptions, SegmentationPipeline  # noqa: E402
+from seg_perception.model import load_model  # noqa: E402
+from seg_perception.offline.sources import sample_photo  # noqa: E402
 
 SEGFORMER_SIZE = (128, 96)  # width, height: logits 32x24
 

@@ -16,13 +16,12 @@ import torch
 import yaml
 from torch import nn
 
-from seg_perception.core.runtimes import (BUILTIN_MODELS, DeviceError, ModelLoadError, find_description,
-                                     load_description, load_model, resolve_device, spec_from_dict, warm_up)
-from seg_perception.core.runtimes.builtin import builtin_spec
-from seg_perception.core.runtimes.torch_module import TorchModuleRuntime, primary_output
-from seg_perception.core.runtimes.loader import check_output
-from seg_perception.core.runtimes.onnx import OnnxRuntime, execution_providers
-from seg_perception.core.runtimes.torchscript import TorchScriptRuntime
+from seg_perception.model import BUILTIN_MODELS, DeviceError, ModelLoadError, find_description, load_description, load_model, resolve_device, spec_from_dict, warm_up
+from seg_perception.model.builtin import builtin_spec
+from seg_perception.model.runtimes.torch_module import TorchModuleRuntime, primary_output
+from seg_perception.model.loader import check_output
+from seg_perception.model.runtimes.onnx import OnnxRuntime, execution_providers
+from seg_perception.model.runtimes.torchscript import TorchScriptRuntime
 
 WIDTH, HEIGHT = 32, 24  # deliberately not square: catches swapped width/height
 CPU = torch.device("cpu")
@@ -635,7 +634,7 @@ def test_shipped_voc_example_is_valid() -> None:
 
 
 def test_trt_cache_dir_follows_model_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from seg_perception.core.runtimes.onnx import default_trt_cache_dir
+    from seg_perception.model.runtimes.onnx import default_trt_cache_dir
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     model = tmp_path / "net.onnx"
     model.write_bytes(b"first export")

@@ -50,10 +50,10 @@ def test_an_onnx_frame_never_imports_torch(onnx_model: Path) -> None:
     out = _run(f'''
         import sys
         import numpy as np
-        from seg_perception.core import cdr
-        from seg_perception.core.conversions import image_to_rgb
-        from seg_perception.core.pipeline import SegmentationOptions, SegmentationPipeline
-        from seg_perception.core.runtimes import load_model, warm_up
+        from seg_perception.wire import cdr
+        from seg_perception.wire.images import image_to_rgb
+        from seg_perception.engine.pipeline import SegmentationOptions, SegmentationPipeline
+        from seg_perception.model import load_model, warm_up
 
         runtime = load_model({str(onnx_model)!r}, "auto", cpu_threads=1)
         warm_up(runtime, 2)
@@ -74,7 +74,7 @@ def test_an_onnx_frame_never_imports_torch(onnx_model: Path) -> None:
 
 
 def test_cpu_threads_sets_onnx_runtime_intra_op_threads(onnx_model: Path) -> None:
-    from seg_perception.core.runtimes import load_model
+    from seg_perception.model import load_model
 
     for threads in (1, 2):
         runtime = load_model(str(onnx_model), "cpu", cpu_threads=threads)
@@ -87,7 +87,7 @@ def test_cpu_threads_sets_onnx_runtime_intra_op_threads(onnx_model: Path) -> Non
 def test_cpu_threads_sets_torch_threads_for_a_torch_model() -> None:
     out = _run('''
         import torch
-        from seg_perception.core.runtimes import load_model
+        from seg_perception.model import load_model
         torch.set_num_threads(2)
         load_model("selfie", "cpu", cpu_threads=1)
         print("threads", torch.get_num_threads())
@@ -98,7 +98,7 @@ def test_cpu_threads_sets_torch_threads_for_a_torch_model() -> None:
 def test_cpu_thread_count_auto_and_invalid() -> None:
     import os
 
-    from seg_perception.core.runtimes.base import cpu_thread_count
+    from seg_perception.model.base import cpu_thread_count
 
     assert cpu_thread_count(0) == len(os.sched_getaffinity(0))
     assert cpu_thread_count(3) == 3
@@ -111,10 +111,10 @@ def test_the_torch_backend_hands_an_array_io_runtime_numpy(onnx_model: Path) -> 
     numpy back: the results equal those of the same model run with torch tensors in and out."""
     import numpy as np
 
-    from seg_perception.core.pipeline import SegmentationOptions, SegmentationPipeline
-    from seg_perception.core.runtimes.base import CPU
-    from seg_perception.core.runtimes.description import find_description, load_description
-    from seg_perception.core.runtimes.onnx import OnnxRuntime
+    from seg_perception.engine.pipeline import SegmentationOptions, SegmentationPipeline
+    from seg_perception.model.base import CPU
+    from seg_perception.model.description import find_description, load_description
+    from seg_perception.model.runtimes.onnx import OnnxRuntime
 
     description = find_description(onnx_model, None)
     assert description is not None

@@ -13,12 +13,12 @@ from google.protobuf import text_format
 from torch import nn
 from tritonclient.grpc import model_config_pb2
 
-from seg_perception.core.runtimes import ModelLoadError, load_model, warm_up
-from seg_perception.core.runtimes.base import RuntimeUnavailable, runtime_health
-from seg_perception.core.runtimes.builtin import builtin_spec
-from seg_perception.core.runtimes.triton import (Backoff, TritonAddress, TritonOptions, TritonRuntime,
+from seg_perception.model import ModelLoadError, load_model, warm_up
+from seg_perception.model.base import RuntimeUnavailable, runtime_health
+from seg_perception.model.builtin import builtin_spec
+from seg_perception.model.runtimes.triton import (Backoff, TritonAddress, TritonOptions, TritonRuntime,
                                                  parse_address)
-from seg_perception.core.triton_repo import write_repository
+from seg_perception.deploy.triton_repo import write_repository
 
 WIDTH, HEIGHT = 32, 24
 

@@ -1,0 +1,119 @@
+"""The embedded models (MediaPipe selfie segmentation, TwinLiteNet drivable area). Their
+networks run in torch_module.TorchModuleRuntime, imported (with torch) only when one is loaded."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .labels import ClassInfo, ClassMap
+from .base import ModelLoadError, ModelSpec, check_fp16
+
+if TYPE_CHECKING:
+    import torch
+
+    from .runtimes.torch_module import TorchModuleRuntime
+
+DEFAULT_MODEL = "selfie"
+BUILTIN_MODELS: tuple[str, ...] = ("selfie", "mediapipe_selfie", "selfie_landscape", "drivable", "twinlitenet")
+_ALIASES = {"mediapipe_selfie": "selfie", "twinlitenet": "drivable"}
+# builtin name -> (load_selfie variant, ClassMap.model_name)
+_SELFIE_VARIANTS = {
+    "selfie": ("square", "mediapipe_selfie_segmentation"),
+    "selfie_landscape": ("landscape", "mediapipe_selfie_segmentation_landscape"),
+}
+DRIVABLE_MODEL_NAME = "twinlitenet_bdd100k"
+# For a ground robot: everything that is not road is something to keep off (so its points go
+# into the obstacle cloud); lane markings are painted on drivable road.
+_DRIVABLE_COLORS: dict[str, tuple[tuple[int, int, int], bool]] = {
+    "background": ((0, 0, 0), True),
+    "drivable_area": ((0, 200, 80), False),
+    "lane_line": ((255, 200, 0), False),
+}
+
+
+def canonical_builtin(name: str) -> str | None:
+    """The builtin a model name refers to (aliases resolved), or None for a file path."""
+    key = name.strip().lower()
+    if key not in BUILTIN_MODELS:
+        return None
+    return _ALIASES.get(key, key)
+
+
+def builtin_spec(name: str) -> ModelSpec:
+    canonical = canonical_builtin(name)
+    if canonical is None:
+        raise ModelLoadError(name, f"not a builtin model; builtins are {list(BUILTIN_MODELS)}")
+    if canonical == "drivable":
+        return _drivable_spec(name)
+    variant, model_name = _SELFIE_VARIANTS[canonical]
+    width, height = _selfie_input_sizes(name)[variant]
+    classes = ClassMap((ClassInfo(0, "background", (0, 0, 0)),
+                        ClassInfo(1, "person", (220, 20, 60), obstacle=True)), model_name)
+    # MediaPipe's own graph stretches the frame to the network input; letterboxing was measured
+    # to hurt the mask, so stretch it is. The network takes RGB in 0..1 and applies the sigmoid.
+    return ModelSpec(name=canonical, input_width=width, input_height=height, classes=classes,
+                     output="sigmoid", color_order="rgb", scale=1.0 / 255.0, mean=(0.0, 0.0, 0.0),
+                     std=(1.0, 1.0, 1.0), resize="stretch", pad_value=0)
+
+
+def _drivable_spec(name: str) -> ModelSpec:
+    try:
+        from ..models.twinlitenet import DRIVABLE_CLASSES, TWINLITENET_INPUT_SIZE
+    except ImportError as exc:
+        raise ModelLoadError(name, f"the builtin model code is missing from this install ({exc})") from exc
+    classes = ClassMap(tuple(ClassInfo(i, label, *_DRIVABLE_COLORS[label])
+                             for i, label in enumerate(DRIVABLE_CLASSES)), DRIVABLE_MODEL_NAME)
+    width, height = TWINLITENET_INPUT_SIZE
+    # As trained and as the authors run it: the frame stretched to 640x360, RGB / 255, no
+    # mean/std. DrivableScores combines the two heads into 3-class scores (see its docstring).
+    return ModelSpec(name="drivable", input_width=width, input_height=height, classes=classes,
+                     output="probabilities", color_order="rgb", scale=1.0 / 255.0, mean=(0.0, 0.0, 0.0),
+                     std=(1.0, 1.0, 1.0), resize="stretch", pad_value=0)
+
+
+def load_builtin(name: str, device: torch.device, fp16: bool = False, cpu_threads: int = 0) -> TorchModuleRuntime:
+    from .runtimes.torch_module import TorchModuleRuntime
+
+    spec = builtin_spec(name)
+    check_fp16(fp16, device, name)
+    try:
+        module = _builtin_module(spec.name, device)
+    except ImportError as exc:
+        raise ModelLoadError(name, f"the builtin model code is missing from this install ({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - any failure here means the same thing to the user
+        # A missing or damaged weights file inside the package: an install problem, not user error.
+        raise ModelLoadError(name, f"the embedded weights could not be loaded ({_one_line(exc)}); "
+                                   "reinstall seg_perception") from exc
+    return TorchModuleRuntime(module, spec, device, fp16=fp16, source=name, cpu_threads=cpu_threads)
+
+
+def _builtin_module(canonical: str, device: torch.device) -> torch.nn.Module:
+    import torch
+
+    if canonical == "drivable":
+        from ..models.twinlitenet import DrivableScores, load_twinlitenet
+        return DrivableScores(load_twinlitenet(device=device, dtype=torch.float32))
+    from ..models.selfie import load_selfie
+    variant, _ = _SELFIE_VARIANTS[canonical]
+    return load_selfie(variant, device=device, dtype=torch.float32)
+
+
+def _selfie_input_sizes(name: str) -> dict[str, tuple[int, int]]:
+    try:
+        from ..models.selfie import SELFIE_INPUT_SIZES
+    except ImportError as exc:
+        raise ModelLoadError(name, f"the builtin model code is missing from this install ({exc})") from exc
+    return SELFIE_INPUT_SIZES
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def __getattr__(name: str) -> Any:
+    # TorchModuleRuntime and primary_output lived here; importing them from here still works
+    # (and imports torch), while importing this module alone does not.
+    if name in ("TorchModuleRuntime", "primary_output"):
+        from .runtimes import torch_module
+
+        return getattr(torch_module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
