@@ -1,6 +1,6 @@
 # The two commands of the README. Each sets itself up (venv, ROS 2 wheels, torch, colcon build)
 # and is idempotent.
-.PHONY: demo test test-unit test-stock setup setup-upstream bench soak clean
+.PHONY: demo test test-unit test-stock setup build setup-upstream bench soak clean
 
 # MODEL=drivable (or any builtin name / model file) runs the demo with another model.
 demo: setup
@@ -27,6 +27,10 @@ soak: setup
 
 setup:
 	bash scripts/setup.sh
+
+# install/ again from the sources (after editing seg_perception/), without the venv step.
+build:
+	bash scripts/build.sh
 
 # The upstream launch, launch_ros, bondpy (+ interfaces) from ../shared/upstream, for the tests.
 setup-upstream: setup

@@ -55,11 +55,6 @@ if [ "$(cat "$tstamp" 2>/dev/null)" != "$twant" ]; then
   echo "$twant" > "$tstamp"
 fi
 
-# colcon build (incremental; symlink install so edits to Python sources apply without rebuild)
-mkdir -p log
-export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
-"$VENV/bin/colcon" --log-base log build --base-paths "$root" --build-base build --install-base install \
-  --symlink-install --event-handlers console_cohesion- summary- status- \
-  --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF >log/colcon-build.out 2>&1 || {
-  mkdir -p log; cat log/colcon-build.out 2>/dev/null; echo "[setup] colcon build failed" >&2; exit 1; }
+# colcon build of this package into install/ (incremental; scripts/build.sh alone after edits)
+bash "$root/scripts/build.sh"
 echo "[setup] ready: .venv + install/ (source scripts/env.sh to use it by hand)"
