@@ -24,6 +24,7 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image
 
 from devtools.harness import SENSOR_QOS, Spinner, start_node, stop_process, wait_until
+from seg_perception.live.stats import FRAME_COUNTERS
 
 from .measures import growth, median, percentiles, quarter_medians
 from .procstat import RssSampler, peak_rss_mib
@@ -96,7 +97,7 @@ class DiagLog:
 
 
 def counters_delta(before: Mapping[str, str] | None, after: Mapping[str, str] | None) -> dict[str, int | None]:
-    keys = ("frames_in", "frames_out", "dropped_frames", "errors")
+    keys = tuple(k for k in FRAME_COUNTERS if k != "rejected_inputs")
     if before is None or after is None:
         return {key: None for key in keys}
     return {key: int(after[key]) - int(before[key]) for key in keys}

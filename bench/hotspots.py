@@ -2,7 +2,7 @@
 per-frame path, at one frame size (`python bench/run.py --profile`).
 
 The node part is the node's per-frame path without DDS: the frame's CDR bytes read in place
-(core.cdr, as the node's worker does), FrameProcessor, and the outputs built as CDR bytes. The
+(wire.cdr, as the node's worker does), FrameProcessor, and the outputs built as CDR bytes. The
 message costs compare that with what rclpy message objects cost for the same frame. cProfile
 only sees the thread it runs in and adds overhead per Python call, so the absolute numbers read
 high; the ranking is the point. For the running node with every thread, use bench/spy.py.
@@ -100,9 +100,9 @@ def main(size: tuple[int, int], model: str, device: str, out: Path, iterations: 
     header = cdr.header(0, 0, "camera_color_optical_frame")
     print(f"== message costs at {tag} (median of {iterations}) ==\n"
           f"rclpy deserialize rgb8 input: {_timed_ms(lambda: deserialize_message(wire, Image), iterations):.2f} ms"
-          f"  vs core.cdr.read_image (the node's): {_timed_ms(lambda: cdr.read_image(wire), iterations):.3f} ms\n"
+          f"  vs wire.cdr.read_image (the node's): {_timed_ms(lambda: cdr.read_image(wire), iterations):.3f} ms\n"
           f"rclpy fill + serialize mono8 mask: {_timed_ms(publish_side, iterations):.2f} ms"
-          f"  vs core.cdr.image_bytes (the node's): "
+          f"  vs wire.cdr.image_bytes (the node's): "
           f"{_timed_ms(lambda: cdr.image_bytes(header, labels, 'mono8'), iterations):.3f} ms\n"
           f"serialize rgb8 input (publisher side, rclpy): "
           f"{_timed_ms(lambda: serialize_message(sent), iterations):.2f} ms\n")

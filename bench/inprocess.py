@@ -108,7 +108,7 @@ class CoreResult:
 def measure_core(runtime: Runtime, pipeline: SegmentationPipeline, size: tuple[int, int],
                  iterations: int, warmup: int = 5) -> CoreResult:
     rgb = photo_at(*size)
-    # What the node's raw subscription receives: the CDR bytes, read in place (core.cdr).
+    # What the node's raw subscription receives: the CDR bytes, read in place (wire.cdr).
     wire = cdr.image_bytes(cdr.header(0, 0, "camera_color_optical_frame"), rgb, "rgb8")
     bare_forward = BareForward(runtime, rgb)
     options = SegmentationOptions(want_color=True, want_overlay=True)

@@ -36,11 +36,14 @@ from bench.procstat import RssSampler  # noqa: E402
 from devtools.harness import SENSOR_QOS, start_node, stop_process, wait_until  # noqa: E402
 from seg_perception.wire.images import fill_image  # noqa: E402
 from seg_perception.offline.sources import sample_photo  # noqa: E402
+from seg_perception.live.stats import FRAME_COUNTERS  # noqa: E402
+from seg_perception.wire.topics import STREAMS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUTS: dict[str, type] = {"mask": Image, "confidence": Image, "color_mask": Image, "overlay": Image,
                             "camera_info": CameraInfo, "points": PointCloud2, "obstacle_points": PointCloud2}
-COUNTERS = ("frames_in", "frames_out", "dropped_frames", "rejected_inputs", "errors")
+assert tuple(OUTPUTS) == STREAMS
+COUNTERS = FRAME_COUNTERS
 FLAT_RELATIVE = 0.05
 FLAT_ABSOLUTE_MIB = 64.0
 

@@ -63,7 +63,7 @@ from ..offline.segment import FrameSegmenter
 from ..engine.pipeline import SegmentationOptions, SegmentationPipeline
 from ..model.base import DeviceError, ModelLoadError
 from ..model.builtin import DEFAULT_MODEL
-from ..model.loader import load_model, warm_up
+from ..model.loader import load_warm
 
 PROG = "segment_offline"
 
@@ -209,8 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             executor: Executor
             try:
                 if args.ray is None:
-                    runtime = load_model(args.model, args.device, description=args.description)
-                    warm_up(runtime, 2)
+                    runtime = load_warm(args.model, args.device, 2, description=args.description)
                     pipeline = SegmentationPipeline(runtime)
                     executor = LocalExecutor(FrameSegmenter(pipeline, options, keep_frame, args.review_threshold))
                     class_map = pipeline.class_map

@@ -21,6 +21,7 @@ are explicitly allowed (and then only through ``torch.load(weights_only=True)``)
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import re
 import sys
@@ -37,6 +38,7 @@ from ..model.labels import ClassMap
 from ..model.base import ModelSpec
 from ..model.builtin import primary_output
 from ..model.description import INPUT_KEYS, spec_from_dict
+from ..wire.errors import one_line
 
 DEFAULT_OPSET = 17
 # Largest |exported - eager| accepted by the check, relative to the eager output's magnitude.
@@ -141,11 +143,11 @@ def hugging_face_source(source: str, size: tuple[int, int] | None, trust_remote_
         if "trust_remote_code" in str(exc):
             raise ExportError(f"'{source}' ships its own Python code, which runs only with --trust-remote-code "
                               "(read it first)") from exc
-        raise ExportError(f"'{source}' is not a Hugging Face checkpoint folder or model id: {_one_line(exc)}") from exc
+        raise ExportError(f"'{source}' is not a Hugging Face checkpoint folder or model id: {one_line(exc)}") from exc
     try:
         processor, _ = ImageProcessingMixin.get_image_processor_dict(source)
     except Exception as exc:  # noqa: BLE001
-        raise ExportError(f"'{source}' has no readable preprocessor_config.json ({_one_line(exc)}); it says "
+        raise ExportError(f"'{source}' has no readable preprocessor_config.json ({one_line(exc)}); it says "
                           "the input size and normalization: save the image processor beside the model "
                           "(processor.save_pretrained(folder))") from exc
     try:
@@ -154,7 +156,7 @@ def hugging_face_source(source: str, size: tuple[int, int] | None, trust_remote_
         net = AutoModelForSemanticSegmentation.from_pretrained(
             source, trust_remote_code=trust_remote_code, use_safetensors=None if allow_pickle else True)
     except ValueError as exc:
-        text = _one_line(exc)
+        text = one_line(exc)
         if "Unrecognized configuration class" in text:
             raise ExportError(f"'{source}' ({config.model_type}) is not a model transformers can load "
                               "for semantic segmentation (AutoModelForSemanticSegmentation)") from exc
@@ -164,7 +166,7 @@ def hugging_face_source(source: str, size: tuple[int, int] | None, trust_remote_
         if "safetensors" in str(exc).lower():
             hint = (" (it has no model.safetensors; --allow-pickle-weights reads pytorch_model.bin "
                     "with torch.load(weights_only=True))")
-        raise ExportError(f"cannot load the weights of '{source}': {_one_line(exc)}{hint}") from exc
+        raise ExportError(f"cannot load the weights of '{source}': {one_line(exc)}{hint}") from exc
 
     name = _safe_name(Path(source.rstrip("/")).name)
     classes = _id2label_classes(config, source)
@@ -245,7 +247,7 @@ def callable_source(source: str, size: tuple[int, int] | None) -> ExportSource:
     try:
         returned = function()
     except Exception as exc:  # noqa: BLE001 - the user's code: report whatever it raised
-        raise ExportError(f"'{source}' raised {type(exc).__name__}: {_one_line(exc)}") from exc
+        raise ExportError(f"'{source}' raised {type(exc).__name__}: {one_line(exc)}") from exc
     if not isinstance(returned, tuple) or len(returned) not in (2, 3):
         raise ExportError(f"'{source}' must return (nn.Module, class names) or (nn.Module, class names, "
                           f"input settings), got {type(returned).__name__}")
@@ -282,14 +284,33 @@ def _import_target(target: str, source: str) -> Any:
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
             return module
-        if "" not in sys.path and str(Path.cwd()) not in sys.path:
-            # Like `python -m`: a module in the current folder is found (after everything else).
-            sys.path.append(str(Path.cwd()))
-        return importlib.import_module(target)
+        return _import_module(target)
     except ExportError:
         raise
     except Exception as exc:  # noqa: BLE001 - import errors of the user's module
-        raise ExportError(f"'{source}': importing {target} failed: {type(exc).__name__}: {_one_line(exc)}") from exc
+        raise ExportError(f"'{source}': importing {target} failed: {type(exc).__name__}: {one_line(exc)}") from exc
+
+
+def _import_module(target: str) -> Any:
+    """`target` as imported from sys.path, else (like `python -m`) from the current folder, which
+    is searched for its top-level package alone: sys.path itself is left as it was."""
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as exc:
+        top = target.split(".")[0]
+        if exc.name != top:
+            raise
+        spec = importlib.machinery.PathFinder.find_spec(top, [str(Path.cwd())])
+        if spec is None or spec.loader is None:
+            raise
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[top] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[top]
+            raise
+        return importlib.import_module(target)
 
 
 def _flag_obstacles(classes: list[Any], obstacles: Sequence[str], origin: str) -> list[Any]:
@@ -437,7 +458,3 @@ def export_model(source: ExportSource, out_dir: Path, fmt: str = "onnx",
 def class_names(source: ExportSource) -> list[str]:
     return ClassMap.from_config(source.description["classes"]).names
 
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:400] if text else type(exc).__name__

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..model.base import Runtime, RuntimeUnavailable
+from ..wire.errors import one_line
 
 _LOG = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class BatchRunner:
     def _learned_fixed(self, why: str) -> None:
         self.batches = False
         _LOG.info("model '%s' does not take batches (%s): running cameras' frames one by one",
-                  self.runtime.spec.name, " ".join(why.split())[:200])
+                  self.runtime.spec.name, one_line(why, 200))
 
     def _one_by_one(self, batch: Any) -> Any:
         outputs = [self.runtime(batch[i:i + 1]) for i in range(int(batch.shape[0]))]

@@ -27,7 +27,7 @@ from ..wire.images import (DEFAULT_IMAGE_LIMITS, ImageFormatError, ImageLimits, 
                           image_to_rgb)
 from ..model.labels import ClassMap
 from .pipeline import SegmentationOptions, SegmentationPipeline, SegmentationResult
-from ..model.loader import load_model, warm_up
+from ..model.loader import load_warm
 from ..model.runtimes.triton import TritonOptions
 
 
@@ -168,8 +168,8 @@ class FrameProcessor:
         """Load and warm up a model (call on the thread that will run it). `obstacles` None keeps
         the model's own obstacle classes; `cpu_threads` (0 = one per core) is the model's thread
         count on the CPU. Raises ModelLoadError, DeviceError or ValueError."""
-        runtime = load_model(model, device, fp16=fp16, description=description, triton=triton,
-                             cpu_threads=cpu_threads)
+        runtime = load_warm(model, device, warmup_iterations, fp16=fp16, description=description, triton=triton,
+                            cpu_threads=cpu_threads)
         try:
             class_map = runtime.spec.classes
             if obstacles is not None:
@@ -177,7 +177,6 @@ class FrameProcessor:
                 if unknown:
                     raise ValueError(f"obstacle_classes {unknown} are not classes of the model {class_map.names}")
                 class_map = class_map.with_obstacles(obstacles)
-            warm_up(runtime, warmup_iterations)
         except BaseException:
             runtime.close()
             raise

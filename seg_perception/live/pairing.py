@@ -12,17 +12,9 @@ import time
 from collections import deque
 from typing import Any, Generic, TypeVar
 
-__all__ = ["StampPairer", "stamp_to_ns"]
+__all__ = ["StampPairer"]
 
 T = TypeVar("T")
-
-_NS_PER_S = 1_000_000_000
-
-
-def stamp_to_ns(stamp: Any) -> int:
-    """Nanoseconds of a ``builtin_interfaces/Time``-like object (``sec``, ``nanosec``)."""
-    return int(stamp.sec) * _NS_PER_S + int(stamp.nanosec)
-
 
 class StampPairer(Generic[T]):
     """Thread-safe buffer of the ``capacity`` most recently added items, looked up by stamp.

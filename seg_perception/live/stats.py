@@ -257,7 +257,12 @@ def depth_verdict(snap: Snapshot) -> tuple[int, str]:
     return OK, f"{snap.clouds_out} clouds published"
 
 
+FRAME_COUNTERS = ("frames_in", "frames_out", "dropped_frames", "rejected_inputs", "errors")
+"""The frame counters of the segmentation status (diagnostics key = counter), for its readers."""
+
+
 def key_values(snap: Snapshot, device: str, model: str) -> list[tuple[str, str]]:
+    counters = dict(zip(FRAME_COUNTERS, (snap.frames_in, snap.frames_out, snap.dropped, snap.rejected, snap.errors)))
     return [
         ("input_rate_hz", f"{snap.input_rate:.2f}"),
         ("output_rate_hz", f"{snap.output_rate:.2f}"),
@@ -265,15 +270,12 @@ def key_values(snap: Snapshot, device: str, model: str) -> list[tuple[str, str]]
         ("pipeline_ms", f"{snap.pipeline_ms:.2f}"),
         ("latency_p50_ms", f"{snap.latency_p50_ms:.2f}"),
         ("latency_max_ms", f"{snap.latency_max_ms:.2f}"),
-        ("frames_in", str(snap.frames_in)),
-        ("frames_out", str(snap.frames_out)),
-        ("dropped_frames", str(snap.dropped)),
-        ("rejected_inputs", str(snap.rejected)),
+        *((key, str(value)) for key, value in counters.items() if key != "errors"),
         ("depth_unpaired", str(snap.depth_unpaired)),
         ("depth_rejected", str(snap.depth_rejected)),
         ("depth_calibration_errors", str(snap.depth_calibration)),
         ("clouds_out", str(snap.clouds_out)),
-        ("errors", str(snap.errors)),
+        ("errors", str(counters["errors"])),
         ("clock_problems", str(snap.clock_problems)),
         ("camera_info_rejected", str(snap.camera_info_rejected)),
         ("device", device),

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from .labels import ClassInfo, ClassMap
 from .base import ModelLoadError, ModelSpec, check_fp16
+from ..wire.errors import one_line
 
 if TYPE_CHECKING:
     import torch
@@ -81,7 +82,7 @@ def load_builtin(name: str, device: torch.device, fp16: bool = False, cpu_thread
         raise ModelLoadError(name, f"the builtin model code is missing from this install ({exc})") from exc
     except Exception as exc:  # noqa: BLE001 - any failure here means the same thing to the user
         # A missing or damaged weights file inside the package: an install problem, not user error.
-        raise ModelLoadError(name, f"the embedded weights could not be loaded ({_one_line(exc)}); "
+        raise ModelLoadError(name, f"the embedded weights could not be loaded ({one_line(exc)}); "
                                    "reinstall seg_perception") from exc
     return TorchModuleRuntime(module, spec, device, fp16=fp16, source=name, cpu_threads=cpu_threads)
 
@@ -104,9 +105,6 @@ def _selfie_input_sizes(name: str) -> dict[str, tuple[int, int]]:
         raise ModelLoadError(name, f"the builtin model code is missing from this install ({exc})") from exc
     return SELFIE_INPUT_SIZES
 
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
 
 
 def __getattr__(name: str) -> Any:

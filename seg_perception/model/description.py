@@ -31,6 +31,7 @@ import yaml
 from .labels import UNLABELED, ClassMap, ClassMapError
 from .base import (COLOR_ORDERS, OUTPUT_KINDS, RESIZE_POLICIES, ColorOrder, ModelLoadError, ModelSpec,
                    OutputKind, ResizePolicy)
+from ..wire.errors import one_line
 
 TOP_LEVEL_KEYS: tuple[str, ...] = ("name", "input", "output", "classes")
 INPUT_KEYS: tuple[str, ...] = ("width", "height", "color_order", "scale", "mean", "std", "resize",
@@ -69,7 +70,7 @@ def load_description(path: str | Path) -> ModelSpec:
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ModelLoadError(source, f"not valid YAML: {_one_line(exc)}") from exc
+        raise ModelLoadError(source, f"not valid YAML: {one_line(exc)}") from exc
     if data is None:
         raise ModelLoadError(source, "the description file is empty")
     if not isinstance(data, Mapping):
@@ -252,6 +253,3 @@ def _name_from_source(source: str) -> str:
                 break
     return name
 
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())

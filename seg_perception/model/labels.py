@@ -51,6 +51,14 @@ class ClassInfo:
     color: tuple[int, int, int]
     obstacle: bool = False
 
+    def message_fields(self) -> dict[str, Any]:
+        """The fields of a seg_perception/msg/ClassInfo holding this class."""
+        return {"id": self.id, "name": self.name, "color": list(self.color), "obstacle": self.obstacle}
+
+    def vision_class_fields(self) -> dict[str, Any]:
+        """The fields of a vision_msgs/msg/VisionClass naming this class (LabelInfo.class_map)."""
+        return {"class_id": self.id, "class_name": self.name}
+
 
 @dataclass(frozen=True)
 class ClassMap:

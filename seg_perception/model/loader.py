@@ -244,6 +244,18 @@ def check_output(model_output: Any, spec: ModelSpec, source: str) -> None:
                                          "use 'logits' for raw scores")
 
 
+def load_warm(model: str, device: str | DeviceLike = "auto", warmup_iterations: int = 3, **options: Any) -> Runtime:
+    """`load_model(model, device, **options)` then `warm_up`, closing the model if warming fails:
+    what the node, segment_offline and each Ray actor do before their first frame."""
+    runtime = load_model(model, device, **options)
+    try:
+        warm_up(runtime, warmup_iterations)
+    except BaseException:
+        runtime.close()
+        raise
+    return runtime
+
+
 def warm_up(runtime: Runtime, iterations: int = 3) -> float:
     """Run `iterations` forwards on zeros so lazy initialisation (cuDNN autotuning, TensorRT
     engine builds, allocator growth) happens before the first real frame. Returns the mean

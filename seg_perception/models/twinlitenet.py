@@ -19,7 +19,7 @@ so the two heads' "logits" are PReLU outputs; argmax over their 2 channels gives
 
 The attention's softmax over 3600 positions and the PReLU chains produce denormal floats, which
 made the whole forward ~20x slower on one CPU measured for this project (not on every CPU); the
-runtimes turn on flush-to-zero (core/runtimes/base.py, flush_denormals).
+runtimes turn on flush-to-zero (model/base.py, flush_denormals).
 """
 
 from __future__ import annotations

@@ -27,6 +27,9 @@ from typing import Any
 import numpy as np
 
 from ..model.labels import ClassMap
+from ..wire import cdr
+from ..wire.stamps import split_ns
+from ..wire.topics import output_topic
 from .frames import COMPRESSED_TYPE, IMAGE_TYPE, CompressedMessage, FrameRef, ImageMessage
 from .segment import FrameResult
 
@@ -124,15 +127,10 @@ class SegmentedBagWriter:
     # message building --------------------------------------------------------------------
 
     def _header(self, stamp_ns: int, frame_id: str) -> Any:
-        sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+        sec, nanosec = split_ns(stamp_ns)
         stamp = self.types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
         return self.types["std_msgs/msg/Header"](stamp=stamp, frame_id=frame_id)
 
-    def _image(self, header: Any, array: np.ndarray, encoding: str) -> Any:
-        height, width = array.shape[:2]
-        channels = 1 if array.ndim == 2 else array.shape[2]
-        return self.types[IMAGE_TYPE](header=header, height=height, width=width, encoding=encoding, is_bigendian=0,
-                                      step=width * channels, data=np.ascontiguousarray(array).reshape(-1))
 
     def _source_message(self, ref: FrameRef, result: FrameResult, header: Any) -> tuple[str, Any]:
         payload = ref.payload
@@ -144,29 +142,31 @@ class SegmentedBagWriter:
             return COMPRESSED_TYPE, self.types[COMPRESSED_TYPE](header=header, format=payload.format,
                                                                 data=payload.data)
         assert result.frame is not None, "the segmenter was not asked to keep frames"
-        return IMAGE_TYPE, self._image(header, result.frame, "rgb8")
+        return IMAGE_TYPE, cdr.image_bytes(header, result.frame, "rgb8")
 
     def _class_messages(self, header: Any) -> list[tuple[str, Any]]:
         info = self.types[CLASS_INFO_TYPE]
         class_map = self.types[CLASS_MAP_TYPE](
             header=header, model_name=self.class_map.model_name,
-            classes=[info(id=c.id, name=c.name, color=np.array(c.color, np.uint8), obstacle=c.obstacle)
+            classes=[info(**{**c.message_fields(), "color": np.array(c.color, np.uint8)})
                      for c in self.class_map.classes])
         vision_class = self.types[VISION_CLASS_TYPE]
         label_info = self.types[LABEL_INFO_TYPE](
-            header=header, class_map=[vision_class(class_id=c.id, class_name=c.name) for c in self.class_map.classes],
+            header=header, class_map=[vision_class(**c.vision_class_fields()) for c in self.class_map.classes],
             threshold=float(self.threshold))
         return [(CLASS_MAP_TYPE, class_map), (LABEL_INFO_TYPE, label_info)]
 
     # writing ------------------------------------------------------------------------------
 
     def _put(self, topic: str, msgtype: str, msg: Any, stamp_ns: int, latched: bool = False) -> None:
+        """`msg`: a message of this typestore, or its CDR bytes (the images, built by wire.cdr)."""
         conn = self._connections.get(topic)
         if conn is None:
             conn = self._writer.add_connection(topic, msgtype, typestore=self.store,
                                                offered_qos_profiles=self._latched if latched else ())
             self._connections[topic] = conn
-        self._writer.write(conn, int(stamp_ns), bytes(self.store.serialize_cdr(msg, msgtype)))
+        data = msg if isinstance(msg, bytes) else bytes(self.store.serialize_cdr(msg, msgtype))
+        self._writer.write(conn, int(stamp_ns), data)
         self.messages += 1
 
     def write(self, ref: FrameRef, result: FrameResult, ordinal: int) -> None:
@@ -180,15 +180,14 @@ class SegmentedBagWriter:
             ns = namespace_for(topic, set(self._namespaces.values()))
             self._namespaces[topic] = ns
             for msgtype, msg in self._class_messages(header):
-                self._put(f"{ns}/segmentation/{'class_map' if msgtype == CLASS_MAP_TYPE else 'label_info'}",
+                self._put(output_topic(ns or "/", "class_map" if msgtype == CLASS_MAP_TYPE else "label_info"),
                           msgtype, msg, stamp_ns, latched=True)
         source_type, source_msg = self._source_message(ref, result, header)
         self._put(topic, source_type, source_msg, stamp_ns)
-        self._put(f"{ns}/segmentation/mask", IMAGE_TYPE, self._image(header, result.labels, "mono8"), stamp_ns)
-        self._put(f"{ns}/segmentation/confidence", IMAGE_TYPE, self._image(header, result.confidence, "mono8"),
-                  stamp_ns)
         assert result.color is not None, "--bag-out asks the pipeline for the color mask"
-        self._put(f"{ns}/segmentation/color_mask", IMAGE_TYPE, self._image(header, result.color, "rgb8"), stamp_ns)
+        for key, array, encoding in (("mask", result.labels, "mono8"), ("confidence", result.confidence, "mono8"),
+                                     ("color_mask", result.color, "rgb8")):
+            self._put(output_topic(ns or "/", key), IMAGE_TYPE, cdr.image_bytes(header, array, encoding), stamp_ns)
 
     def close(self) -> None:
         self._writer.close()

@@ -18,11 +18,13 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from ..wire import cdr
 from ..wire.images import compressed_to_rgb, image_to_rgb
+from ..wire.stamps import NS_PER_S, split_ns, stamp_text
 from .sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, frames, read_image
 
-IMAGE_TYPE = "sensor_msgs/msg/Image"
-COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
+IMAGE_TYPE = cdr.IMAGE
+COMPRESSED_TYPE = cdr.COMPRESSED_IMAGE
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
 ROS2_BAG_SUFFIXES = (".db3", ".mcap")
 ROS1_BAG_SUFFIX = ".bag"
@@ -232,8 +234,9 @@ def _stamp(msg: Any, receive_ns: int) -> tuple[int, str]:
     except (AttributeError, TypeError, ValueError):
         sec = nanosec = 0
     if sec == 0 and nanosec == 0:
-        sec, nanosec = divmod(int(receive_ns), 1_000_000_000)
-    return sec * 1_000_000_000 + nanosec, f"{sec}.{nanosec:09d}"
+        sec, nanosec = split_ns(receive_ns)
+    stamp_ns = sec * NS_PER_S + nanosec
+    return stamp_ns, stamp_text(stamp_ns)
 
 
 def depth_reason(msg: Any, msgtype: str) -> str:
@@ -365,10 +368,9 @@ class BagSource:
                 try:
                     msg = reader.deserialize(raw, msgtype)
                 except Exception as exc:  # noqa: BLE001 - whatever breaks one message, it is one bad frame
-                    sec, nsec = divmod(int(receive_ns), 1_000_000_000)
                     yield FrameRef(f"{sanitize_topic(topic)}_{receive_ns}", topic,
                                    Undecodable(f"cannot deserialize {msgtype}: {exc}"),
-                                   f"{sec}.{nsec:09d}", self._stream(topic), self.origin, int(receive_ns), "",
+                                   stamp_text(receive_ns), self._stream(topic), self.origin, int(receive_ns), "",
                                    topic)
                     continue
                 if not self.wanted and topic not in checked:

@@ -42,16 +42,15 @@ class SegmentActor:
 
     def __init__(self, model: str, device: str, description: str | None, options: SegmentationOptions,
                  keep_frame: bool, review_threshold: float, threads: int) -> None:
-        import torch
-
         from ..engine.pipeline import SegmentationPipeline
-        from ..model.loader import load_model, warm_up
+        from ..model.loader import load_warm
         from .segment import FrameSegmenter
 
         self.threads = max(int(threads), 1)
-        torch.set_num_threads(self.threads)
-        runtime = load_model(model, device, description=description)
-        warm_up(runtime, 2)
+        # The runtime sets its CPU thread count on whichever thread runs a forward: Ray may run
+        # methods on another thread than __init__, where OMP_NUM_THREADS (Ray sets it to the
+        # actor's CPUs) would apply otherwise.
+        runtime = load_warm(model, device, 2, description=description, cpu_threads=self.threads)
         self.pipeline = SegmentationPipeline(runtime)
         self.segmenter = FrameSegmenter(self.pipeline, options, keep_frame, review_threshold)
 
@@ -63,11 +62,6 @@ class SegmentActor:
                 "host": socket.gethostname()}
 
     def segment(self, payload: Any) -> Outcome:
-        import torch
-
-        # OpenMP keeps the thread count per calling thread, and Ray may run methods on another
-        # thread than __init__, where OMP_NUM_THREADS (Ray sets it to the actor's CPUs) applies.
-        torch.set_num_threads(self.threads)
         return self.segmenter(payload)
 
 

@@ -17,10 +17,11 @@ from rclpy.lifecycle import LifecycleNode
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from ..live.latest import LatestPerKey
-from ..live.pairing import StampPairer, stamp_to_ns
+from ..live.pairing import StampPairer
 from ..live.stats import NodeStats
 from ..wire import cdr
 from ..wire.images import ImageFormatError
+from ..wire.stamps import stamp_to_ns
 from . import qos
 from .outputs import CameraPublishers
 

@@ -1,5 +1,5 @@
 """Builders for the latched ROS messages (class map, LabelInfo); per-frame outputs go out as
-CDR bytes built by core.cdr. No Node here."""
+CDR bytes built by wire.cdr. No Node here."""
 from __future__ import annotations
 
 from typing import Any
@@ -14,8 +14,7 @@ def class_map_msg(class_map: ClassMap, stamp: Any) -> Any:
     msg = ClassMapMsg()
     msg.header.stamp = stamp
     msg.model_name = class_map.model_name
-    msg.classes = [ClassInfoMsg(id=c.id, name=c.name, color=list(c.color), obstacle=c.obstacle)
-                   for c in class_map.classes]
+    msg.classes = [ClassInfoMsg(**c.message_fields()) for c in class_map.classes]
     return msg
 
 
@@ -24,7 +23,7 @@ def label_info_msg(label_info_type: Any, vision_class_type: Any, class_map: Clas
     """vision_msgs/LabelInfo. Types are passed in: vision_msgs is optional at run time."""
     msg = label_info_type()
     msg.header.stamp = stamp
-    msg.class_map = [vision_class_type(class_id=c.id, class_name=c.name) for c in class_map.classes]
+    msg.class_map = [vision_class_type(**c.vision_class_fields()) for c in class_map.classes]
     msg.threshold = float(threshold)
     return msg
 

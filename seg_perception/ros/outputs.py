@@ -18,7 +18,7 @@ from rclpy.lifecycle import LifecycleNode
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from . import qos
-from ..wire import cdr, pointcloud2 as clouds
+from ..wire import cdr, pointcloud2 as clouds, topics
 from ..engine.frame import FrameOutputs, FrameRequest
 from ..model.labels import ClassMap
 from ..msg import ClassMap as ClassMapMsg
@@ -31,6 +31,7 @@ except ImportError:  # pragma: no cover - depends on the installation
 
 STREAMS = {"mask": Image, "confidence": Image, "color_mask": Image, "overlay": Image, "camera_info": CameraInfo,
            "points": PointCloud2, "obstacle_points": PointCloud2}
+assert tuple(STREAMS) == topics.STREAMS
 
 
 class CameraPublishers:
@@ -41,12 +42,12 @@ class CameraPublishers:
         self.pubs: dict[str, Any] = {}
         stream = qos.stream(reliability)
         for key, msg_type in STREAMS.items():
-            topic = f"{prefix}segmentation/{key}"
+            topic = topics.output_topic(prefix, key)
             events = PublisherEventCallbacks(incompatible_qos=on_incompatible(topic))
             self.pubs[key] = node.create_lifecycle_publisher(msg_type, topic, stream, event_callbacks=events)
-        self.pubs["class_map"] = node.create_publisher(ClassMapMsg, f"{prefix}segmentation/class_map", qos.LATCHED)
+        self.pubs["class_map"] = node.create_publisher(ClassMapMsg, topics.output_topic(prefix, "class_map"), qos.LATCHED)
         if LabelInfo is not None:
-            self.pubs["label_info"] = node.create_publisher(LabelInfo, f"{prefix}segmentation/label_info",
+            self.pubs["label_info"] = node.create_publisher(LabelInfo, topics.output_topic(prefix, "label_info"),
                                                             qos.LATCHED)
 
     def wanted(self, key: str, enabled: bool = True) -> bool:

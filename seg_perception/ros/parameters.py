@@ -1,5 +1,5 @@
-"""The node's parameters in ROS terms: typed descriptors from the core table, and the values a
-frame needs, read atomically. Cross-field checks live in core/params.py."""
+"""The node's parameters in ROS terms: typed descriptors from the table in live/params.py, and the values a
+frame needs, read atomically. Cross-field checks live there too."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping

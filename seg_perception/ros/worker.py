@@ -19,9 +19,9 @@ from rclpy.lifecycle import LifecycleNode
 from ..engine.frame import DepthFrame, DepthStatus, FrameInput, FrameOutputs, FrameProcessor
 from ..live import stats
 from ..live.latest import LatestPerKey
-from ..live.pairing import stamp_to_ns
 from ..wire import cdr
 from ..wire.images import ImageFormatError
+from ..wire.stamps import stamp_to_ns
 from ..wire.text import wire_text
 from .cameras import Camera
 from .parameters import LiveOptions
@@ -176,4 +176,4 @@ class EngineWorker:
             detail += f": {status.depth_error}" if status.depth_error else ""
             self._stats.depth_result(status.depth.counter, detail)
             if status.depth is not DepthStatus.UNPAIRED:  # expected now and then: counted, not logged
-                self._report(f"depth:{status.depth.name}", f"no cloud for this frame: {detail}")
+                self._report(f"depth:{status.depth.name}", f"no cloud: {detail}")

@@ -39,7 +39,7 @@ class Intrinsics:
     def __post_init__(self) -> None:
         if not all(math.isfinite(v) for v in (self.fx, self.fy, self.cx, self.cy)):
             # NaN makes every point NaN, inf puts every point on the optical axis: both look like
-            # a valid, empty or degenerate cloud downstream. See core/calibration.py.
+            # a valid, empty or degenerate cloud downstream. See intrinsics_from_camera_info below.
             raise ValueError(f"intrinsics must be finite, got fx={self.fx}, fy={self.fy}, "
                              f"cx={self.cx}, cy={self.cy}")
         if not (self.fx > 0.0 and self.fy > 0.0):

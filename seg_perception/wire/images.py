@@ -169,7 +169,7 @@ def _mono16_to_rgb(pixels: np.ndarray) -> np.ndarray:
 # OpenCV names a Bayer pattern after the 2x2 block starting at row 1, column 1,
 # ROS after the block at row 0, column 0, so every ROS pattern maps to the
 # OpenCV code of its diagonal mirror (rggb -> BG). Verified by demosaicing
-# synthetic mosaics in test_conversions.py, not taken on trust.
+# synthetic mosaics in test_images.py, not taken on trust.
 _BAYER_TO_CV2: Final[dict[str, int]] = {
     "bayer_rggb8": cv2.COLOR_BayerBG2RGB,
     "bayer_bggr8": cv2.COLOR_BayerRG2RGB,

@@ -253,9 +253,19 @@ def test_latest_frame_wins_under_a_burst(ros: Any, session: Any) -> None:
     ros.destroy_subscription(diags.subs[0])
 
 
+def rejected_count(messages: dict[str, Any], node_name: str) -> int:
+    """The newest `rejected_inputs` the node reported in /diagnostics (0 before any report)."""
+    for _, arr in reversed(messages["/diagnostics"]):
+        for st in arr.status:
+            if st.name == f"{node_name}: segmentation":
+                return int({kv.key: kv.value for kv in st.values}.get("rejected_inputs", 0))
+    return 0
+
+
 def test_bad_inputs_are_rejected_with_a_reason_and_the_node_keeps_running(ros: Any, session: Any) -> None:
-    s = session()
+    s = session({"diagnostics_period": 0.2})
     logs = LogWatcher(ros, s.running.name)
+    diags = Collector(ros, [("/diagnostics", DiagnosticArray)])
     s.wait_ready()
     good = image_msg(photo(64, 48), 10)
     cases = []
@@ -273,15 +283,28 @@ def test_bad_inputs_are_rejected_with_a_reason_and_the_node_keeps_running(ros: A
     empty = Image(encoding="rgb8")
     empty.header.stamp = Time(sec=14)
     cases.append((empty, None))
-    for msg, reason in cases:
-        s.image_pub.publish(msg)
+    for count, (msg, reason) in enumerate(cases, start=1):
+        # Resent until the node counts it (best effort may lose a frame): the count, not the
+        # absence of an output, proves the frame was refused rather than segmented.
+        def counted(msg: Image = msg, count: int = count) -> bool:
+            s.image_pub.publish(msg)
+            try:
+                diags.wait_for(lambda m: rejected_count(m, s.running.name) >= count, 1.0, "the rejection")
+            except TimeoutError:
+                return False
+            return True
+        wait_until(counted, TIMEOUT, f"rejection {count} counted in /diagnostics")
         if reason is not None:
             line = logs.wait_for(reason)
             assert "rejected frame" in line
         # the next good frame is still segmented
         good.header.stamp = Time(sec=good.header.stamp.sec + 100)
         s.send_and_wait(good)
+    assert rejected_count(diags.messages, s.running.name) == len(cases)
+    bad_stamps = {msg.header.stamp.sec for msg, _ in cases}
+    assert not [m for _, m in s.out.messages[s.topic("mask")] if m.header.stamp.sec in bad_stamps]
     assert s.running.proc.poll() is None
+    ros.destroy_subscription(diags.subs[0])
 
 
 def test_corrupt_jpeg_on_compressed_input_is_rejected_then_good_jpeg_segmented(ros: Any, session: Any) -> None:
@@ -342,6 +365,27 @@ def test_runtime_parameter_changes_are_validated_and_applied(ros: Any, session: 
     values = get_params(ros, running, "overlay_alpha", "obstacle_classes")
     assert values[0].double_value == pytest.approx(0.8)
     assert list(values[1].string_array_value) == ["person"]
+
+
+def test_overlay_alpha_weights_the_class_color_in_the_overlay(ros: Any, session: Any) -> None:
+    """The effect, not the stored value: alpha 0 republishes the photo, alpha 1 the color mask
+    wherever a class is drawn, and 0.8 blends them 1:4 there."""
+    s = session(outputs=("overlay", "color_mask"))
+    s.wait_ready()
+    rgb = photo(160, 120)
+    got = {}
+    for stamp, alpha in ((21, 0.0), (22, 1.0), (23, 0.8)):
+        assert set_params(ros, s.running, overlay_alpha=alpha)[0].successful
+        out = s.send_and_wait(image_msg(rgb, stamp), ("overlay", "color_mask"))
+        got[alpha] = {k: np.frombuffer(m.data, np.uint8).reshape(120, 160, 3).astype(int) for k, m in out.items()}
+    color = got[1.0]["color_mask"]
+    drawn = np.any(got[1.0]["overlay"] != rgb, axis=2)
+    assert 0 < drawn.sum() < drawn.size, "the photo must have drawn and undrawn pixels"
+    assert np.array_equal(got[0.0]["overlay"], rgb)
+    assert np.array_equal(got[1.0]["overlay"][drawn], color[drawn])
+    expected = 0.2 * rgb[drawn] + 0.8 * color[drawn]
+    assert np.abs(got[0.8]["overlay"][drawn] - expected).max() <= 1
+    assert np.array_equal(got[0.8]["overlay"][~drawn], rgb[~drawn])
 
 
 def test_class_map_reaches_a_late_subscriber_and_follows_obstacle_changes(ros: Any, session: Any) -> None:

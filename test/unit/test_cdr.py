@@ -10,7 +10,7 @@ import pytest
 from seg_perception.wire import cdr
 from seg_perception.wire.pointcloud2 import LABELLED_FIELDS, XYZ_FIELDS, labelled_cloud_array, xyz_cloud_array
 from seg_perception.wire.images import ImageFormatError, image_to_rgb
-from seg_perception.live.pairing import stamp_to_ns
+from seg_perception.wire.stamps import stamp_to_ns
 
 T = cdr.STORE.types
 FRAME_IDS = ["cam", "", "a" * 1000, "kamera_ü_相机", "x" * 3]

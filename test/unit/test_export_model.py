@@ -145,3 +145,23 @@ def test_help_does_not_need_torch() -> None:
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip().splitlines()[-1] == "False", result.stderr[-2000:]
+
+
+def test_a_module_in_the_current_folder_is_found_without_touching_sys_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`export_model mynet:build` from the folder holding mynet.py, like `python -m`, while
+    sys.path stays as it was (no process-wide side effect)."""
+    import sys
+
+    (tmp_path / "cwd_export_net.py").write_text(
+        "import torch\ndef build():\n    return torch.nn.Conv2d(3, 2, 1), ['a', 'b']\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    before = list(sys.path)
+    try:
+        assert resolve_source("cwd_export_net:build", size=(32, 16)).spec.input_size == (32, 16)
+    finally:
+        sys.modules.pop("cwd_export_net", None)
+    assert sys.path == before
+    with pytest.raises(ExportError, match="importing no_such_module_here failed"):
+        resolve_source("no_such_module_here:build", size=(32, 16))

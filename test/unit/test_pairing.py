@@ -8,14 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from seg_perception.live.pairing import StampPairer, stamp_to_ns
+from seg_perception.live.pairing import StampPairer
 
 MS = 1_000_000
-
-
-def test_stamp_to_ns() -> None:
-    assert stamp_to_ns(SimpleNamespace(sec=12, nanosec=345)) == 12_000_000_345
-    assert stamp_to_ns(SimpleNamespace(sec=0, nanosec=0)) == 0
 
 
 def test_exact_match() -> None:

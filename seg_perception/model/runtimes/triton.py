@@ -26,7 +26,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-from ...wire.errors import first_line
+from ...wire.errors import first_line, one_line
 from ..base import ModelLoadError, ModelSpec, RuntimeHealth, RuntimeUnavailable
 
 SCHEME = "triton://"
@@ -425,7 +425,7 @@ def _server_error(exc: Any) -> str:
     status = exc.status() if hasattr(exc, "status") else None
     text = exc.message() if hasattr(exc, "message") else str(exc)
     # gRPC status texts can run over several lines of context: one line for the log.
-    text = " ".join(str(text or exc).split())[:300]
+    text = one_line(text or exc, 300)
     if status == "StatusCode.UNAVAILABLE":
         return f"unreachable ({text})"
     if status == "StatusCode.DEADLINE_EXCEEDED":
