@@ -65,12 +65,12 @@ class OverlayFeed:
             return False
         now = self.clock()
         with self._cond:
-            if now < cam.due:
-                return False
             period = 1.0 / self.max_fps
-            # The next one is due a period after this one's due time, so an input slightly faster
-            # than the stream keeps the stream's rate; after a pause, no burst.
-            cam.due = max(cam.due + period, now - period / 2)
+            if now < cam.due - 0.1 * period:  # a tenth of slack: camera jitter must not halve the rate
+                return False
+            # Due a period after this one was due, so the stream keeps its rate on a camera a bit
+            # faster than it; after a pause, a period from now (no catch-up burst).
+            cam.due = cam.due + period if now - cam.due < period else now + period
             return True
 
     def offer(self, camera: str, overlay: np.ndarray, stamp_ns: int = 0) -> None:

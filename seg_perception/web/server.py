@@ -198,6 +198,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "seg_perception"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    default_request_version = "HTTP/1.0"  # so errors before the version is read still get a status line
     server: _HTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's signature
@@ -214,8 +215,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         head = self._read_head(view.limits.timeout)
         if head is None:
             return
-        self.raw_requestline = head[0]
-        self.rfile = io.BytesIO(b"".join(head[1:]))  # parse_request reads the headers from here
+        self.raw_requestline, _, rest = head.partition(b"\n")
+        self.raw_requestline += b"\n"
+        self.rfile = io.BytesIO(rest)  # parse_request reads the headers from here
         if not self.parse_request():
             view.counters.add("bad_requests")
             return
@@ -225,38 +227,52 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         self._route(urllib.parse.urlsplit(self.path).path, self.command == "HEAD")
 
-    def _read_head(self, timeout: float) -> list[bytes] | None:
-        """The request line and headers, whole within `timeout` s and the size limits; None
-        after answering (or dropping) a request that is not."""
+    def _read_head(self, timeout: float) -> bytes | None:
+        """The request line and headers, whole within `timeout` s (whatever the pace of the bytes)
+        and within the size limits; None after answering (or dropping) a request that is not."""
         view = self.server.view
         deadline = time.monotonic() + timeout
-        lines: list[bytes] = []
-        total = 0
+        head = b""
         while True:
+            end = min((i for i in (head.find(b"\r\n\r\n"), head.find(b"\n\n")) if i >= 0), default=-1)
+            if end >= 0:
+                head = head[:end]
+                break
+            first_line = head.split(b"\n", 1)[0]
+            problem = ((414, f"request line above {lim.MAX_REQUEST_LINE} bytes")
+                       if len(first_line) > lim.MAX_REQUEST_LINE else
+                       (431, f"request head above {lim.MAX_REQUEST_BYTES} bytes")
+                       if len(head) > lim.MAX_REQUEST_BYTES else None)
+            if problem is not None:
+                view.counters.add("bad_requests")
+                self.send_error(*problem)
+                return None
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 view.counters.add("request_timeouts")
                 return None
             self.connection.settimeout(remaining)
             try:
-                line = self.rfile.readline(lim.MAX_REQUEST_BYTES - total + 1)
+                chunk = self.connection.recv(4096)
             except TimeoutError:
                 view.counters.add("request_timeouts")
                 return None
-            if not line:
+            if not chunk:
                 return None
-            total += len(line)
-            if not lines and len(line) > lim.MAX_REQUEST_LINE:
-                view.counters.add("bad_requests")
-                self.send_error(414, f"request line above {lim.MAX_REQUEST_LINE} bytes")
-                return None
-            if total > lim.MAX_REQUEST_BYTES or len(lines) > lim.MAX_HEADERS:
-                view.counters.add("bad_requests")
-                self.send_error(431, f"request head above {lim.MAX_REQUEST_BYTES} bytes or {lim.MAX_HEADERS} lines")
-                return None
-            lines.append(line)
-            if line in (b"\r\n", b"\n"):
-                return lines
+            head += chunk
+        if len(head) > lim.MAX_REQUEST_BYTES:
+            view.counters.add("bad_requests")
+            self.send_error(431, f"request head above {lim.MAX_REQUEST_BYTES} bytes")
+            return None
+        if head.count(b"\n") > lim.MAX_HEADERS:
+            view.counters.add("bad_requests")
+            self.send_error(431, f"more than {lim.MAX_HEADERS} header lines")
+            return None
+        if len(head.split(b"\n", 1)[0]) > lim.MAX_REQUEST_LINE:
+            view.counters.add("bad_requests")
+            self.send_error(414, f"request line above {lim.MAX_REQUEST_LINE} bytes")
+            return None
+        return head + b"\r\n"
 
     def _route(self, path: str, head_only: bool) -> None:
         view = self.server.view
