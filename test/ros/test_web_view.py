@@ -46,13 +46,15 @@ def _status(port: int) -> dict[str, Any]:
 
 
 class Feeder:
-    """Publishes a fixed image per camera at `rate` Hz; stamps' seconds count the frames."""
+    """Publishes a fixed image per camera at `rate` Hz, stamped now; `index` maps a stamp to the
+    frame's number (1, 2, ...)."""
 
     def __init__(self, ros: Any, images: dict[str, np.ndarray], rate: float = 10.0) -> None:
         self.pubs = {topic: ros.create_publisher(Image, topic, qos_profile_sensor_data) for topic in images}
         self.images = images
         self.period = 1.0 / rate
         self.sent = 0
+        self.index: dict[tuple[int, int], int] = {}
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -63,9 +65,12 @@ class Feeder:
     def _run(self) -> None:
         next_time = time.monotonic()
         while not self._stop.is_set():
+            now = time.time_ns()
+            stamp = (now // 10**9, now % 10**9)
+            self.index[stamp] = self.sent + 1
             self.sent += 1
             for topic, rgb in self.images.items():
-                self.pubs[topic].publish(image_msg(rgb, self.sent))
+                self.pubs[topic].publish(image_msg(rgb, *stamp))
             next_time += self.period
             self._stop.wait(max(0.0, next_time - time.monotonic()))
 
@@ -75,16 +80,18 @@ class Feeder:
 
 
 class MaskCounter:
-    """Stamps (seconds) of the masks the node published, read in place from the raw bytes."""
+    """Frame numbers of the masks the node published (stamps read in place from the raw bytes)."""
 
-    def __init__(self, ros: Any, topic: str) -> None:
+    def __init__(self, ros: Any, topic: str, feeder: Feeder) -> None:
+        self.feeder = feeder
         self.stamps: list[int] = []
         self.lock = threading.Lock()
         self.sub = ros.create_subscription(Image, topic, self._on_mask, QoSProfile(depth=50), raw=True)
 
     def _on_mask(self, serialized: bytes) -> None:
         with self.lock:
-            self.stamps.append(int(cdr.read_image(serialized).header.stamp.sec))
+            stamp = cdr.read_image(serialized).header.stamp
+            self.stamps.append(self.feeder.index.get((int(stamp.sec), int(stamp.nanosec)), 0))
 
     def between(self, first: int, last: int) -> int:
         with self.lock:
@@ -176,8 +183,9 @@ def test_viewers_cost_and_stalled_clients_do_not_slow_the_node(seg_node: Any, ro
     (its own process_cpu_s). Nobody watching: no overlay is made or copied for the web. Stalled
     clients and a flood of connections: the node's output keeps the pace of the no-viewer phase."""
     running, port = _start(seg_node, ros, [""], web_max_clients=4, web_timeout=2.0)
-    masks = MaskCounter(ros, f"{running.namespace}/segmentation/mask")
-    feeder = Feeder(ros, {f"{running.namespace}/image": photo(640, 480)}).start()
+    feeder = Feeder(ros, {f"{running.namespace}/image": photo(640, 480)})
+    masks = MaskCounter(ros, f"{running.namespace}/segmentation/mask", feeder)
+    feeder.start()
     feeders.append(feeder)
     wait_until(lambda: masks.between(1, 10**9) >= 5, TIMEOUT, "masks")
 
@@ -246,7 +254,11 @@ def test_viewers_cost_and_stalled_clients_do_not_slow_the_node(seg_node: Any, ro
     assert stream_fps <= 10.0 * 1.2 + 0.5
     # Same duration, same input: an engine that waited on a stalled client would publish nothing
     # for `web_timeout` per write. Other jobs on a shared machine move the rate too, hence the margin.
-    assert hostile["out"] >= 0.6 * quiet["out"], (quiet, hostile)
+    assert hostile["out"] >= 0.5 * quiet["out"], (quiet, hostile)
+    # The engine's own timing of its hand-over to the web (a copy into the slot) stays far below
+    # one client write timeout: it never waited on a client.
+    segmentation = _status(port)["diagnostics"]["status"][0]["values"]
+    assert float(segmentation["stage_web_ms"]) < 0.1 * 2000.0, segmentation
 
 
 def _poll(predicate: Any, timeout: float, what: str) -> None:
