@@ -164,6 +164,8 @@ class Chromium:
         """The page as RGB uint8, one pixel per CSS pixel."""
         data = base64.b64decode(self.call("Page.captureScreenshot", {"format": "png"})["data"])
         bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ValueError("chromium's screenshot is not a PNG")
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
     def close(self) -> None:
