@@ -1,13 +1,13 @@
 # The two commands of the README. Each sets itself up (venv, ROS 2 wheels, torch, colcon build)
 # and is idempotent.
-.PHONY: demo test test-unit test-stock setup build setup-upstream bench soak clean
+.PHONY: demo test test-unit test-stock setup build setup-upstream setup-browser bench soak clean
 
 # MODEL=drivable (or any builtin name / model file) runs the demo with another model.
 demo: setup
 	bash scripts/run.sh python -m devtools.demo $(if $(MODEL),--model $(MODEL))
 
 # Everything, then the ROS-free tests again under the stock Jazzy versions (OpenCV 4.6, numpy 1.26).
-test: setup setup-upstream
+test: setup setup-upstream setup-browser
 	bash scripts/test.sh
 
 # The ROS-free core suite alone (seconds): no node processes, no DDS.
@@ -35,6 +35,10 @@ build:
 # The upstream launch, launch_ros, bondpy (+ interfaces) from ../shared/upstream, for the tests.
 setup-upstream: setup
 	bash scripts/setup_upstream.sh
+
+# Headless Chromium (Debian's chromium via apt, where apt is available) for the live-view test.
+setup-browser:
+	bash scripts/setup_browser.sh
 
 clean:
 	rm -rf build install log out .venv-stock

@@ -107,6 +107,20 @@ PARAMS: tuple[ParamDef, ...] = (
              f"{MIN_VOXEL_SIZE}.", min=0.0, max=10.0),
     ParamDef("output_reliability", "reliable", "QoS reliability of the outputs. reliable serves both "
              "reliable and best-effort subscribers.", stage="configure", choices=("best_effort", "reliable")),
+    # live view in a browser (web/)
+    ParamDef("web_port", 0, "TCP port of the live view in a browser (page, MJPEG streams, snapshots, "
+             "status.json); 0 = off.", stage="configure", min=0, max=65535),
+    ParamDef("web_address", "127.0.0.1", "Address the live view listens on. 127.0.0.1 = this machine "
+             "only; 0.0.0.0 (or a robot's LAN address) opens it, without authentication, to the network.",
+             stage="configure"),
+    ParamDef("web_max_fps", 10.0, "Frames per second of each live-view stream (at most; frames are "
+             "dropped, never queued, for a slower viewer).", min=0.1, max=60.0),
+    ParamDef("web_jpeg_quality", 80, "JPEG quality of the live-view streams.", min=1, max=100),
+    ParamDef("web_max_clients", 8, "Live view: connections open at once (page, streams and status "
+             "polls together); more are answered 503.", stage="configure", min=1, max=64),
+    ParamDef("web_timeout", 10.0, "Live view: seconds a client may take to send its request, and one "
+             "write to a stream may wait before a client that stopped reading is disconnected.",
+             stage="configure", min=0.5, max=300.0),
     # operation
     ParamDef("autostart", True, "Configure and activate at start. false: wait for a lifecycle manager.",
              stage="startup"),

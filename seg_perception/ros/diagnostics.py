@@ -87,3 +87,11 @@ def build(snap: stats.Snapshot, state: NodeState, stamp: object) -> DiagnosticAr
             ("depth_rejected", str(snap.depth_rejected)),
             ("depth_calibration_errors", str(snap.depth_calibration))]))
     return array
+
+
+def as_plain(array: DiagnosticArray) -> dict[str, object]:
+    """A published DiagnosticArray as JSON-ready values (the live view's /status.json)."""
+    stamp = array.header.stamp
+    return {"stamp": stamp.sec + stamp.nanosec * 1e-9, "status": [
+        {"name": s.name, "hardware_id": s.hardware_id, "level": s.level[0] if isinstance(s.level, bytes) else int(s.level),
+         "message": s.message, "values": {kv.key: kv.value for kv in s.values}} for s in array.status]}

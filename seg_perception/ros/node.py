@@ -28,6 +28,7 @@ from . import diagnostics, parameters, qos
 from .bond import LifecycleBond
 from .cameras import Camera, CameraInputs
 from .outputs import CameraPublishers
+from .webview import WebView
 from .worker import EngineWorker
 
 THROTTLE_S = 5.0
@@ -43,6 +44,7 @@ class SegmentationNode(LifecycleNode):
         self.worker = EngineWorker(self, self.stats, self.report)
         self.inputs = CameraInputs(self, self.worker.slots, self.stats, self.report, self._qos.handler)
         self._bond = LifecycleBond(self)  # to nav2_lifecycle_manager, while active
+        self.web = WebView(self)  # the live view in a browser, from configure to cleanup (web_port)
         self.device_text = "not loaded"
         self.load_error = ""
         self.worker.options = parameters.live_options(self.param)
@@ -80,6 +82,8 @@ class SegmentationNode(LifecycleNode):
         if "obstacle_classes" in names and processor is not None:
             processor.class_map = processor.class_map.with_obstacles(self.param("obstacle_classes"))
             self.get_logger().info(f"obstacle classes now {processor.class_map.obstacle_names}")
+        if names & {"web_max_fps", "web_jpeg_quality"}:
+            self.web.update()
         if names & {"obstacle_classes", "confidence_threshold"}:
             self._publish_class_map()  # LabelInfo carries the threshold: late subscribers must see the new one
 
@@ -113,6 +117,8 @@ class SegmentationNode(LifecycleNode):
             camera.outputs = CameraPublishers(self, self.param("output_reliability"),
                                      lambda topic: self._qos.handler(topic, True), camera.prefix)
         self._publish_class_map()
+        self.web.start(class_map.model_name or spec.name, class_map, list(self.worker.cameras))
+        self.worker.web_feed = self.web.feed
         self.get_logger().info(
             f"model '{spec.name}' ({len(class_map)} classes: {', '.join(class_map.names)}) on {self.device_text}, "
             f"backend {processor.pipeline.backend}, input {spec.input_width}x{spec.input_height} ({spec.resize}); "
@@ -167,6 +173,8 @@ class SegmentationNode(LifecycleNode):
             if camera.outputs is not None:
                 camera.outputs.destroy()
         self.worker.cameras = {}
+        self.worker.web_feed = None
+        self.web.stop()
         if self.worker.processor is not None:
             self.worker.call(self.worker.processor.close)
             self.worker.processor = None
@@ -185,8 +193,9 @@ class SegmentationNode(LifecycleNode):
                                                  options.request.confidence_threshold)
 
     def _publish_diagnostics(self) -> None:
-        snapshot = self.stats.snapshot()
-        self._diag_pub.publish(diagnostics.build(snapshot, diagnostics.node_state(self), self.get_clock().now().to_msg()))
+        array = diagnostics.build(self.stats.snapshot(), diagnostics.node_state(self), self.get_clock().now().to_msg())
+        self._diag_pub.publish(array)
+        self.web.publish(array)
 
     def close(self) -> None:
         """Stop the worker, unload the model and end the engine thread (process exit)."""

@@ -62,15 +62,16 @@ class CameraPublishers:
             points=use_depth and w("points", request.points),
             obstacle_points=use_depth and w("obstacle_points", request.obstacle_points))
 
-    def publish_frame(self, header: Any, out: FrameOutputs) -> None:
+    def publish_frame(self, header: Any, out: FrameOutputs, overlay: bool = True) -> None:
         """Every output of one frame, each with the input's header (clouds: the depth frame_id).
-        `header` is header-like (wire.cdr's or rclpy's)."""
+        `header` is header-like (wire.cdr's or rclpy's). `overlay`: False when the overlay was
+        made only for the live view (nobody subscribes to it, or publish_overlay is off)."""
         result, pubs = out.segmentation, self.pubs
         assert result is not None
         header = cdr.as_header(header)
         for key, array, encoding in (("mask", result.labels, "mono8"), ("confidence", result.confidence, "mono8"),
                                      ("color_mask", result.color, "rgb8"), ("overlay", result.overlay, "rgb8")):
-            if array is not None and (key != "confidence" or self.wanted(key)):
+            if array is not None and (key != "confidence" or self.wanted(key)) and (key != "overlay" or overlay):
                 pubs[key].publish(cdr.image_bytes(header, array, encoding))
         if out.camera_info is not None:
             pubs["camera_info"].publish(cdr.camera_info_bytes(out.camera_info, header, *result.size))

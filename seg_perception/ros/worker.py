@@ -9,6 +9,7 @@ with the first one's spinning workers (measured: 10 ms forward -> 20 ms).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,6 +22,7 @@ from ..live import stats
 from ..live.latest import LatestPerKey
 from ..wire import cdr
 from ..wire.images import ImageFormatError
+from ..web.feed import OverlayFeed
 from ..wire.stamps import stamp_to_ns
 from ..wire.text import wire_text
 from .cameras import Camera
@@ -44,6 +46,8 @@ class EngineWorker:
         self.processor: FrameProcessor | None = None
         self.cameras: dict[str, Camera] = {}
         self.options: LiveOptions | None = None
+        self.web_feed: OverlayFeed | None = None
+        """The live view's overlays, while it serves (web_port)."""
         self.compressed = False
         self.last_error = ""
 
@@ -118,15 +122,21 @@ class EngineWorker:
         processor, opts = self.processor, self.options
         if processor is None or opts is None:
             return
-        inputs = []
+        inputs, overlays = [], []
+        web = self.web_feed
         for camera, msg, _ in batch:
             assert camera.outputs is not None  # made at configure, with the camera
-            inputs.append(FrameInput(msg, camera.outputs.narrow(opts.request, opts.use_depth), camera.camera_info,
-                                     self._resolve(camera.topic("camera_info"))))
-        for (camera, msg, stages), frame, out in zip(batch, inputs, processor.process_batch(inputs)):
+            request = camera.outputs.narrow(opts.request, opts.use_depth)
+            claimed = web is not None and web.claim(camera.name)  # only while a browser watches, at its rate
+            overlays.append((request.overlay, claimed))
+            if claimed:
+                request = dataclasses.replace(request, overlay=True)
+            inputs.append(FrameInput(msg, request, camera.camera_info, self._resolve(camera.topic("camera_info"))))
+        for (camera, msg, stages), frame, (topic_overlay, web_overlay), out in zip(
+                batch, inputs, overlays, processor.process_batch(inputs)):
             if frame.request.clouds:
                 processor.add_clouds(out, frame.request, self._paired_depth(camera, stamp_to_ns(msg.header.stamp), opts))
-            self._publish(camera, msg, out, stages)
+            self._publish(camera, msg, out, stages, topic_overlay, web_overlay)
             done.append(camera)
 
     def _paired_depth(self, camera: Camera, stamp_ns: int, opts: LiveOptions) -> DepthFrame | None:
@@ -138,7 +148,8 @@ class EngineWorker:
             return DepthFrame(depth, camera.depth_info, self._resolve(camera.topic("depth/camera_info")))
         return DepthFrame(depth, camera.camera_info, self._resolve(camera.topic("camera_info")))
 
-    def _publish(self, camera: Camera, msg: Any, out: FrameOutputs, stages: dict[str, float]) -> None:
+    def _publish(self, camera: Camera, msg: Any, out: FrameOutputs, stages: dict[str, float],
+                 topic_overlay: bool = True, web_overlay: bool = False) -> None:
         outputs = camera.outputs
         assert outputs is not None
         status = out.status
@@ -147,8 +158,13 @@ class EngineWorker:
             return
         self._count_camera_info(camera, out)
         start = time.perf_counter()
-        outputs.publish_frame(msg.header, out)
+        outputs.publish_frame(msg.header, out, overlay=topic_overlay)
         stages.update(out.timings_ms, publish=(time.perf_counter() - start) * 1e3)
+        web, result = self.web_feed, out.segmentation
+        if web_overlay and web is not None and result is not None and result.overlay is not None:
+            start = time.perf_counter()
+            web.offer(camera.name, result.overlay, stamp_to_ns(msg.header.stamp))
+            stages["web"] = (time.perf_counter() - start) * 1e3
         for not_a_stage in ("total", "batch"):
             stages.pop(not_a_stage, None)
         camera.counters.frames_out += 1

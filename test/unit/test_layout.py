@@ -1,6 +1,6 @@
 """The package layout holds: ROS stays in ros/ and apps/, and imports run one way.
 
-apps -> ros -> {live, offline, deploy} -> engine -> model -> models, wire
+apps -> ros -> {live, offline, deploy, web} -> engine -> model -> models, wire
 
 1. Every module of every ROS-free package imports while rclpy, every *_msgs package,
    builtin_interfaces, rcl_interfaces, launch and seg_perception.msg are made unimportable.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import seg_perception
 
-ROS_FREE = ("wire", "model", "models", "engine", "live", "offline", "deploy")
+ROS_FREE = ("wire", "model", "models", "engine", "live", "offline", "deploy", "web")
 
 PROBE = textwrap.dedent('''
     import importlib, importlib.abc, pkgutil, sys
@@ -58,8 +58,11 @@ ALLOWED: dict[str, set[str]] = {
     "live": {"wire", "model", "engine"},
     "offline": {"wire", "model", "models", "engine"},
     "deploy": {"wire", "model", "models", "engine"},
-    "ros": {"wire", "model", "engine", "live", "msg"},
-    "apps": {"wire", "model", "models", "engine", "live", "offline", "deploy", "ros", "msg"},
+    # The live view: serves what the node made (overlays, diagnostics) and the class map; it never
+    # runs the engine itself, so it needs no more than the node's policy layer does.
+    "web": {"wire", "model", "live"},
+    "ros": {"wire", "model", "engine", "live", "web", "msg"},
+    "apps": {"wire", "model", "models", "engine", "live", "offline", "deploy", "web", "ros", "msg"},
 }
 ROOT = Path(seg_perception.__file__).resolve().parent
 
