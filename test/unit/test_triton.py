@@ -63,6 +63,19 @@ def test_backoff_doubles_to_its_limit_and_resets() -> None:
     assert backoff.ready()
 
 
+@pytest.mark.parametrize("config", [
+    {"config": {"name": "selfie", "max_batch_size": 4}},  # gRPC: a ModelConfigResponse
+    {"name": "selfie", "max_batch_size": 4},  # HTTP: the configuration itself
+])
+def test_max_batch_is_read_from_the_config_as_the_server_returns_it(config: dict[str, object]) -> None:
+    spec = builtin_spec("selfie")
+    runtime = TritonRuntime(parse_address("triton://127.0.0.1:1/selfie"), spec)
+    metadata = {"inputs": [{"name": "input", "datatype": "FP32",
+                            "shape": ["-1", "3", str(spec.input_height), str(spec.input_width)]}],
+                "outputs": [{"name": "output", "datatype": "FP32", "shape": ["-1", "2", "1", "1"]}]}
+    assert runtime._model_io(metadata, config).max_batch == 4
+
+
 def test_server_down_at_load_is_not_an_error_and_frames_fail_fast() -> None:
     port = free_port()  # nothing listens there
     runtime = load_model(f"triton://127.0.0.1:{port}/selfie", "cpu", triton=TritonOptions(timeout_s=2.0))
