@@ -27,7 +27,7 @@ review.csv: the frames ranked worst first (most low-confidence pixels, then lowe
 confidence), for annotators to fix first.
 --bag-out FILE: a rosbag2 (mcap) of the source images with mask, confidence, color mask and
 class map on <camera namespace>/segmentation/..., stamps and frame_id of the source frames;
-frames from files are put on the recording's clock (0.1 s apart from the first bag's start).
+frames from files are put on the recordings' clock, 0.1 s apart after the last bag's end.
 
 Frame names: a file's stem; `<video stem>_<frame index>`; for bags
 `<topic, '/' and other odd characters as '_'>_<header stamp in ns>` (the bag's receive
@@ -54,7 +54,7 @@ from pathlib import Path
 from types import FrameType
 
 from ..engine.geometry import parse_output_size
-from ..offline.bagout import BagOutError, recording_start_ns
+from ..offline.bagout import BagOutError, file_time_base_ns
 from ..offline.formats import FORMATS, FormatError
 from ..offline.frames import BagSource, Source, SourceError, check_source, open_source
 from ..offline.index import ResumeError, classes_document, write_classes
@@ -238,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out.mkdir(parents=True, exist_ok=True)
             write_classes(out, classes_document(class_map, args.model, options, args.output_format), args.resume)
             outputs = Outputs(out, class_map, args.output_format, args.resume, args.bag_out, args.confidence_threshold,
-                              args.color, args.coco_polygons, recording_start_ns(sources))
+                              args.color, args.coco_polygons, file_time_base_ns(sources))
             stack.callback(outputs.close)
             done = len(outputs.index.rows)
             if done:

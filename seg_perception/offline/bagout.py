@@ -12,10 +12,11 @@ and under the camera's namespace, as segmentation_node names them:
 /camera); when two image topics would share it, the image topic itself. Frames from files have no
 header: they go to /camera/image_raw with frame_id 'camera' and stamps 0.1 s apart in run order.
 
-One time base per bag: frames from files are stamped on the recording's clock, from the earliest
-start of the run's bags (`recording_start_ns`), so a bag mixing files and a recording spans what
-was recorded plus 0.1 s per file frame, not the 1.7e9 s since the epoch; a run of files alone
-starts at 0.
+One time base per bag: frames from files are stamped on the recording's clock, 0.1 s apart after
+the end of the run's bags (`file_time_base_ns`), so a bag mixing files and recordings spans what
+was recorded plus 0.1 s per frame, not the 1.7e9 s since the epoch, and a player shows the
+recorded frames in their own timing, then the files (a file frame never lands between two
+recorded frames of a topic). A run of files alone starts at 0.
 
 Written with rosbags, so no ROS install is needed; the ClassMap definition is read from this
 package's msg/ and registered with the writer's type store. The mcap file carries every message
@@ -110,10 +111,11 @@ def namespace_for(topic: str, taken: set[str]) -> str:
     return topic
 
 
-def recording_start_ns(sources: Iterable[object]) -> int:
-    """The earliest start (ns) of the entered bags among `sources`; 0 when there is none."""
-    starts = [int(s.start_ns) for s in sources if isinstance(s, BagSource) and s.start_ns is not None]
-    return min(starts, default=0)
+def file_time_base_ns(sources: Iterable[object]) -> int:
+    """Where frames from files start on a bag's clock: FILE_PERIOD_NS after the last receive time
+    of the entered bags among `sources`; 0 when there is none."""
+    ends = [int(s.end_ns) for s in sources if isinstance(s, BagSource) and s.end_ns is not None]
+    return max(ends) + FILE_PERIOD_NS if ends else 0
 
 
 class SegmentedBagWriter:

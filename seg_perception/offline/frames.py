@@ -336,9 +336,9 @@ class BagSource:
         return counts, kinds
 
     @property
-    def start_ns(self) -> int | None:
-        """The recording's first receive time (ns), while entered."""
-        return int(self._reader.start_time) if self._reader is not None else None
+    def end_ns(self) -> int | None:
+        """The recording's last receive time (ns), while entered."""
+        return int(self._reader.end_time) if self._reader is not None else None
 
     def describe(self) -> str:
         counts, kinds = self._counts()

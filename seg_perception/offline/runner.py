@@ -131,8 +131,8 @@ class Outputs:
     def __init__(self, out: Path, class_map: ClassMap, output_format: str, resume: bool,
                  bag_out: Path | None = None, label_threshold: float = 0.0, color_files: bool = False,
                  coco_polygons: bool = False, bag_time_base_ns: int = 0) -> None:
-        """`bag_time_base_ns`: where --bag-out puts frames from files on its clock (the first
-        recorded stamp of the run's bags; 0 when it has none)."""
+        """`bag_time_base_ns`: where --bag-out puts frames from files on its clock
+        (bagout.file_time_base_ns of the run's sources)."""
         self.out = out
         self.index = IndexFile(out, class_map, resume)
         self.writer = make_writer(output_format, out, class_map, color_files, coco_polygons)
