@@ -1,13 +1,13 @@
 # The two commands of the README. Each sets itself up (venv, ROS 2 wheels, torch, colcon build)
 # and is idempotent.
-.PHONY: demo test test-unit test-stock setup build setup-upstream bench soak clean
+.PHONY: demo test test-unit test-stock setup build setup-upstream setup-datumaro bench soak clean
 
 # MODEL=drivable (or any builtin name / model file) runs the demo with another model.
 demo: setup
 	bash scripts/run.sh python -m devtools.demo $(if $(MODEL),--model $(MODEL))
 
 # Everything, then the ROS-free tests again under the stock Jazzy versions (OpenCV 4.6, numpy 1.26).
-test: setup setup-upstream
+test: setup setup-upstream setup-datumaro
 	bash scripts/test.sh
 
 # The ROS-free core suite alone (seconds): no node processes, no DDS.
@@ -35,6 +35,10 @@ build:
 # The upstream launch, launch_ros, bondpy (+ interfaces) from ../shared/upstream, for the tests.
 setup-upstream: setup
 	bash scripts/setup_upstream.sh
+
+# Datumaro (CVAT's importer) in build/venv-datumaro for the real-reader tests; they skip without it.
+setup-datumaro:
+	bash scripts/setup_datumaro.sh || echo "[setup-datumaro] not built: test/unit/test_real_readers.py skips its Datumaro tests"
 
 clean:
 	rm -rf build install log out .venv-stock
