@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
     (out / "dataset.json").write_text(json.dumps({
         "detected": detected, "labels": labels, "items": items,
         "warnings": [str(w.message) for w in caught]}, indent=1))
-    np.savez_compressed(out / "masks.npz", **masks)
+    np.savez_compressed(out / "masks.npz", **masks)  # type: ignore[arg-type]
     return 0
 
 

@@ -211,12 +211,12 @@ def traced_batches(runtime: Runtime, path: Path) -> bool:
         warnings.simplefilter("ignore", DeprecationWarning)
         served = torch.jit.load(str(path), map_location=runtime.device)
     frames = torch.rand(2, 3, spec.input_height, spec.input_width, generator=torch.Generator().manual_seed(21))
-    frames = frames.to(runtime.device, runtime.dtype)
-    tolerance = {"rtol": 1e-3, "atol": 1e-3 if runtime.dtype == torch.float16 else 1e-4}
+    frames = frames.to(device=torch.device(str(runtime.device)), dtype=runtime.dtype)
+    rtol, atol = 1e-3, (1e-3 if runtime.dtype == torch.float16 else 1e-4)
     with torch.inference_mode():
         expected = torch.cat([runtime(frames[i:i + 1]) for i in range(2)])
         one = served(frames[:1])
-        if tuple(one.shape) != tuple(expected[:1].shape) or not torch.allclose(one, expected[:1], **tolerance):
+        if tuple(one.shape) != tuple(expected[:1].shape) or not torch.allclose(one, expected[:1], rtol=rtol, atol=atol):
             raise ModelLoadError(str(path), "the traced model's output differs from the module's on one frame: "
                                             "the model does not trace (data-dependent control flow?)")
         try:
@@ -224,7 +224,7 @@ def traced_batches(runtime: Runtime, path: Path) -> bool:
         except Exception as exc:  # noqa: BLE001 - whatever a frozen batch size raises
             _LOG.warning("the traced model fails on a batch of two (%s): served with batch 1", (str(exc).splitlines() or [type(exc).__name__])[0])
             return False
-    if tuple(two.shape) != tuple(expected.shape) or not torch.allclose(two, expected, **tolerance):
+    if tuple(two.shape) != tuple(expected.shape) or not torch.allclose(two, expected, rtol=rtol, atol=atol):
         _LOG.warning("the traced model gives other outputs on a batch of two than frame by frame: "
                      "served with batch 1")
         return False
