@@ -1,13 +1,13 @@
 # The two commands of the README. Each sets itself up (venv, ROS 2 wheels, torch, colcon build)
 # and is idempotent.
-.PHONY: demo test test-unit test-stock setup build setup-upstream setup-browser bench soak clean
+.PHONY: demo test test-unit test-stock setup build setup-upstream setup-browser setup-datumaro bench soak clean
 
 # MODEL=drivable (or any builtin name / model file) runs the demo with another model.
 demo: setup
 	bash scripts/run.sh python -m devtools.demo $(if $(MODEL),--model $(MODEL))
 
 # Everything, then the ROS-free tests again under the stock Jazzy versions (OpenCV 4.6, numpy 1.26).
-test: setup setup-upstream setup-browser
+test: setup setup-upstream setup-browser setup-datumaro
 	bash scripts/test.sh
 
 # The ROS-free core suite alone (seconds): no node processes, no DDS.
@@ -39,6 +39,10 @@ setup-upstream: setup
 # Headless Chromium (Debian's chromium via apt, where apt is available) for the live-view test.
 setup-browser:
 	bash scripts/setup_browser.sh
+
+# Datumaro (CVAT's importer) in build/venv-datumaro for the real-reader tests; they skip without it.
+setup-datumaro:
+	bash scripts/setup_datumaro.sh || echo "[setup-datumaro] not built: test/unit/test_real_readers.py skips its Datumaro tests"
 
 clean:
 	rm -rf build install log out .venv-stock

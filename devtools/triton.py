@@ -80,6 +80,21 @@ class TritonServer:
         finally:
             client.close()
 
+    def statistics(self) -> tuple[int, int]:
+        """(inference_count, execution_count) of the model, from the server's own statistics: an
+        execution that ran N requests' worth of images adds N inferences and one execution."""
+        import tritonclient.grpc as grpcclient
+
+        url = f"localhost:{self.grpc_port}" if self.tls_root else self.url
+        client = grpcclient.InferenceServerClient(url, ssl=bool(self.tls_root), root_certificates=self.tls_root)
+        try:
+            stats = client.get_inference_statistics(self.name, as_json=True, client_timeout=10.0)
+        finally:
+            client.close()
+        model = next(m for m in stats["model_stats"] if m["name"] == self.name)
+        # Protobuf JSON writes uint64 counters as strings, and leaves out the ones still zero.
+        return int(model.get("inference_count", 0)), int(model.get("execution_count", 0))
+
     def kill(self) -> None:
         """SIGKILL the whole group: a crash, not a shutdown."""
         if self.proc is not None and self.proc.poll() is None:

@@ -9,10 +9,12 @@ Per segmented frame, in --out, by --format:
                  <name>_confidence.png (winning class probability * 255, mono8 PNG),
                  with --overlay <name>_overlay.png, with --color <name>_color.png
   cvat           CVAT "Segmentation mask 1.1": labelmap.txt, SegmentationClass/<name>.png,
+                 SegmentationObject/<name>.png (one instance per class present),
                  ImageSets/Segmentation/default.txt, the frames in JPEGImages/<name>.jpg and
-                 cvat_labels.json (the labels for CVAT's Raw label editor)
-  coco           annotations.json (COCO: images, categories, one RLE annotation per class per
-                 frame with area and bbox) and the frames in images/<name>.jpg
+                 cvat_labels.json (the CVAT project's labels, for its Raw label editor)
+  coco           annotations/instances_default.json (COCO 1.0 as CVAT imports it: images,
+                 categories, one RLE annotation per class per frame with area and bbox;
+                 --coco-polygons: polygons instead of RLE) and the frames in images/<name>.jpg
 Always: classes.json (model, class ids, names, colors, obstacle flags, options, format);
 index.csv, one row per written frame, appended as frames finish so an interrupted run leaves a
 valid index (and --resume skips what it lists). Columns: name, source (file or bag topic), stamp
@@ -24,7 +26,8 @@ low_confidence_share (pixels below --review-threshold), origin (the source argum
 review.csv: the frames ranked worst first (most low-confidence pixels, then lowest mean
 confidence), for annotators to fix first.
 --bag-out FILE: a rosbag2 (mcap) of the source images with mask, confidence, color mask and
-class map on <camera namespace>/segmentation/..., stamps and frame_id of the source frames.
+class map on <camera namespace>/segmentation/..., stamps and frame_id of the source frames;
+frames from files are put on the recordings' clock, 0.1 s apart after the last bag's end.
 
 Frame names: a file's stem; `<video stem>_<frame index>`; for bags
 `<topic, '/' and other odd characters as '_'>_<header stamp in ns>` (the bag's receive
@@ -51,8 +54,8 @@ from pathlib import Path
 from types import FrameType
 
 from ..engine.geometry import parse_output_size
-from ..offline.bagout import BagOutError
-from ..offline.formats import FORMATS
+from ..offline.bagout import BagOutError, file_time_base_ns
+from ..offline.formats import FORMATS, FormatError
 from ..offline.frames import BagSource, Source, SourceError, check_source, open_source
 from ..offline.index import ResumeError, classes_document, write_classes
 from ..offline.progress import Progress, duration
@@ -130,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bag-out", type=Path, default=None, metavar="FILE",
                         help="also write a rosbag2 (mcap) with the source images, masks, confidence, color "
                              "masks and class map (FILE is the bag folder; a resumed run adds FILE_2...)")
+    parser.add_argument("--coco-polygons", action="store_true",
+                        help="--format coco: polygons (outer contours) instead of RLE masks, for tools that "
+                             "do not read RLE (Label Studio's converter)")
     parser.add_argument("--review-threshold", type=_fraction, default=0.7, metavar="P",
                         help="a pixel is low-confidence below this probability (review.csv; default 0.7)")
     parser.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS|auto",
@@ -188,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--topic applies to bags only")
     if args.output_format != "png" and (args.overlay or args.color):
         parser.error("--overlay and --color apply to --format png")
+    if args.coco_polygons and args.output_format != "coco":
+        parser.error("--coco-polygons applies to --format coco")
 
     keep_frame = args.output_format in ("cvat", "coco") or args.bag_out is not None
     options = SegmentationOptions(output_size=args.output_size, confidence_threshold=args.confidence_threshold,
@@ -229,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out.mkdir(parents=True, exist_ok=True)
             write_classes(out, classes_document(class_map, args.model, options, args.output_format), args.resume)
             outputs = Outputs(out, class_map, args.output_format, args.resume, args.bag_out, args.confidence_threshold,
-                              args.color)
+                              args.color, args.coco_polygons, file_time_base_ns(sources))
             stack.callback(outputs.close)
             done = len(outputs.index.rows)
             if done:
@@ -239,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             errors: list[str] = []
             stats = run(source_frames(sources, errors, progress.note), executor, outputs, progress, args.every,
                         args.limit, errors, PROG)
-    except (SourceError, ResumeError, BagOutError, RayError, OSError) as exc:
+    except (SourceError, ResumeError, BagOutError, FormatError, RayError, OSError) as exc:
         return _error(str(exc))
     finally:
         if previous is not None:

@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-shared-memory", action="store_true",
                         help="let clients on this machine register shared-memory regions (nodes with "
                              "triton_shared_memory); off: that API needs pytriton's access token")
+    parser.add_argument("--allow-statistics", action="store_true",
+                        help="let clients read the server's inference statistics (per-model inference and "
+                             "execution counts: how well requests batch); off: that API needs pytriton's "
+                             "access token")
     parser.add_argument("--write-repo", default=None, metavar="DIR",
                         help="write a model repository for NVIDIA's Triton server instead of serving")
     parser.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt", "pytorch"),
@@ -155,7 +159,9 @@ def serve(runtime: Any, name: str, args: argparse.Namespace) -> int:
     config = TritonConfig(**options)
     # pytriton protects its admin APIs (shared memory, repository, statistics...) with a random
     # token; shared memory is opened only on request, for clients on this machine.
-    protected = [e for e in DEFAULT_PROTECTED_ENDPOINTS if not (args.allow_shared_memory and e == "shared-memory")]
+    opened = {"shared-memory"} if args.allow_shared_memory else set()
+    opened |= {"statistics"} if args.allow_statistics else set()
+    protected = [e for e in DEFAULT_PROTECTED_ENDPOINTS if e not in opened]
     security = TritonSecurityConfig(restricted_endpoints=protected)
     with Triton(config=config, security_config=security) as triton:
         triton.bind(model_name=name, infer_func=infer,

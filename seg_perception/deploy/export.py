@@ -37,7 +37,7 @@ import yaml
 from ..model.labels import ClassMap
 from ..model.base import ModelSpec
 from ..model.builtin import primary_output
-from ..model.description import INPUT_KEYS, spec_from_dict
+from ..model.description import FORMAT_VERSION, INPUT_KEYS, spec_from_dict
 from ..wire.errors import one_line
 
 DEFAULT_OPSET = 17
@@ -172,7 +172,8 @@ def hugging_face_source(source: str, size: tuple[int, int] | None, trust_remote_
     classes = _id2label_classes(config, source)
     notes: list[str] = []
     model_input = _input_from_processor(processor, size, source, notes)
-    description = {"name": name, "input": model_input, "output": "logits", "classes": classes}
+    description = {"version": FORMAT_VERSION, "name": name, "input": model_input, "output": "logits",
+                   "classes": classes}
     return ExportSource(name, _Logits(net.eval()).eval(), description, source, notes)
 
 
@@ -268,7 +269,8 @@ def callable_source(source: str, size: tuple[int, int] | None) -> ExportSource:
         raise ExportError(f"'{source}' gives no input size: pass --size WxH or return width/height "
                           "in the input settings")
     name = _safe_name(function_name)
-    description = {"name": name, "input": model_input, "output": "logits", "classes": list(classes)}
+    description = {"version": FORMAT_VERSION, "name": name, "input": model_input, "output": "logits",
+                   "classes": list(classes)}
     return ExportSource(name, _ScoresOnly(net.eval()).eval(), description, source)
 
 

@@ -11,6 +11,7 @@ batching is on) or fixed (max_batch_size 0, the batch dimension spelled out).
 """
 from __future__ import annotations
 
+import logging
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ import torch
 from ..model.base import ModelLoadError, Runtime
 from ..model.builtin import TorchModuleRuntime, canonical_builtin, primary_output
 from ..model.loader import ONNX_SUFFIXES, load_model, zeros_batch
+
+_LOG = logging.getLogger(__name__)
 
 BACKENDS: tuple[str, ...] = ("auto", "onnxruntime", "tensorrt", "pytorch")
 _TYPE_NAMES: dict[type[np.generic], str] = {
@@ -103,18 +106,21 @@ def write_repository(model: str, directory: str | Path, name: str | None = None,
     if fp16 and backend != "tensorrt":
         raise ValueError("fp16 here is TensorRT's precision mode: use --backend tensorrt")
 
-    runtime = load_model(model, "cpu", description=description)
+    # A libtorch model is traced and checked where it will run: a trace made on the CPU can carry
+    # CPU tensors that fail on a GPU instance.
+    device = serving_device(gpu) if backend == "pytorch" else torch.device("cpu")
+    runtime = load_model(model, str(device), description=description)
     try:
         target = Path(directory).expanduser() / name
         version = target / "1"
         version.mkdir(parents=True, exist_ok=True)
         probe = _probe(runtime)
-        batched = _accepts_batch(runtime, probe)
         if backend == "pytorch":
             input_name, output_name = "INPUT__0", "OUTPUT__0"
-            _save_torchscript(runtime, version / "model.pt")
+            batched = save_torchscript(runtime, version / "model.pt")
             platform = "pytorch_libtorch"
         else:
+            batched = _accepts_batch(runtime, probe)  # the ONNX runtime runs the served file itself
             input_name, output_name = _onnx_io_names(Path(model))
             shutil.copyfile(model, version / "model.onnx")
             platform = "onnxruntime_onnx"
@@ -159,9 +165,21 @@ def _accepts_batch(runtime: Runtime, probe: Any) -> bool:
     return tuple(out.shape) == (2, *probe.shape[1:])
 
 
-def _save_torchscript(runtime: Runtime, path: Path) -> None:
-    """Trace the module with its output reduced to the one segmentation tensor: libtorch serves
-    tensors, not the dicts/tuples many models return."""
+def serving_device(gpu: bool) -> torch.device:
+    """The device a libtorch repository's instances run on, where this machine has it."""
+    if gpu and torch.cuda.is_available():
+        return torch.device("cuda")
+    if gpu:
+        _LOG.warning("the repository is for GPU instances but this machine has no CUDA: the traced model "
+                     "is made and verified on the CPU only")
+    return torch.device("cpu")
+
+
+def save_torchscript(runtime: Runtime, path: Path) -> bool:
+    """Trace the module, with its output reduced to the one segmentation tensor (libtorch serves
+    tensors, not the dicts/tuples many models return), on the runtime's device, save it, and
+    verify the saved file as the server will load it. Returns whether that file takes batches.
+    The tracer's warnings (a Python value frozen into the graph...) are left visible."""
     if not isinstance(runtime, TorchModuleRuntime) or runtime.module is None:
         raise ModelLoadError(str(path), "only torch models can be written for the PyTorch backend")
     inner = runtime.module
@@ -175,11 +193,42 @@ def _save_torchscript(runtime: Runtime, path: Path) -> None:
             return primary_output(self.inner(x))
 
     spec = runtime.spec
-    example = torch.zeros(1, 3, spec.input_height, spec.input_width)
+    example = torch.zeros(1, 3, spec.input_height, spec.input_width, device=runtime.device, dtype=runtime.dtype)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer and torch.jit deprecation warnings
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit's own deprecation notice only
         traced = torch.jit.trace(_Primary().eval(), example, check_trace=False)
-        traced.save(str(path))
+    traced.save(str(path))
+    return traced_batches(runtime, path)
+
+
+def traced_batches(runtime: Runtime, path: Path) -> bool:
+    """Run the saved TorchScript file, loaded back on the runtime's device, on one frame and on a
+    batch of two different frames, against the module. One frame must match (else ModelLoadError);
+    the batch of two either matches (True) or fails or differs (False: a trace that froze the
+    batch size, to be served with batch 1)."""
+    spec = runtime.spec
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        served = torch.jit.load(str(path), map_location=runtime.device)
+    frames = torch.rand(2, 3, spec.input_height, spec.input_width, generator=torch.Generator().manual_seed(21))
+    frames = frames.to(device=torch.device(str(runtime.device)), dtype=runtime.dtype)
+    rtol, atol = 1e-3, (1e-3 if runtime.dtype == torch.float16 else 1e-4)
+    with torch.inference_mode():
+        expected = torch.cat([runtime(frames[i:i + 1]) for i in range(2)])
+        one = served(frames[:1])
+        if tuple(one.shape) != tuple(expected[:1].shape) or not torch.allclose(one, expected[:1], rtol=rtol, atol=atol):
+            raise ModelLoadError(str(path), "the traced model's output differs from the module's on one frame: "
+                                            "the model does not trace (data-dependent control flow?)")
+        try:
+            two = served(frames)
+        except Exception as exc:  # noqa: BLE001 - whatever a frozen batch size raises
+            _LOG.warning("the traced model fails on a batch of two (%s): served with batch 1", (str(exc).splitlines() or [type(exc).__name__])[0])
+            return False
+    if tuple(two.shape) != tuple(expected.shape) or not torch.allclose(two, expected, rtol=rtol, atol=atol):
+        _LOG.warning("the traced model gives other outputs on a batch of two than frame by frame: "
+                     "served with batch 1")
+        return False
+    return True
 
 
 def _onnx_io_names(path: Path) -> tuple[str, str]:

@@ -33,7 +33,9 @@ from .base import (COLOR_ORDERS, OUTPUT_KINDS, RESIZE_POLICIES, ColorOrder, Mode
                    OutputKind, ResizePolicy)
 from ..wire.errors import one_line
 
-TOP_LEVEL_KEYS: tuple[str, ...] = ("name", "input", "output", "classes")
+TOP_LEVEL_KEYS: tuple[str, ...] = ("version", "name", "input", "output", "classes")
+FORMAT_VERSION = 1
+"""The description format this package reads; `version` absent means 1 (files written before it)."""
 INPUT_KEYS: tuple[str, ...] = ("width", "height", "color_order", "scale", "mean", "std", "resize",
                                "pad_value")
 CLASS_KEYS: tuple[str, ...] = ("name", "color", "obstacle", "id")
@@ -83,6 +85,14 @@ def spec_from_dict(data: Mapping[str, Any], source: str, default_name: str | Non
     """Validate a parsed description. `source` names the file in errors; the model name defaults
     to `default_name`, else to the file name without its .yaml and model suffixes."""
     checker = _Checker(source)
+    # The version first: a newer file's unknown keys are explained by its version, not reported one by one.
+    version = data.get("version", FORMAT_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        checker.fail("version", f"must be a positive integer (this package reads {FORMAT_VERSION}), got {version!r}")
+    if version > FORMAT_VERSION:
+        checker.fail("version", f"is {version}, newer than the description format this seg_perception supports "
+                                f"({FORMAT_VERSION}): update seg_perception, or write the file for version "
+                                f"{FORMAT_VERSION} (docs/models.md)")
     checker.no_unknown_keys(data, TOP_LEVEL_KEYS, "")
     for required in ("input", "classes"):
         if required not in data:

@@ -12,15 +12,25 @@ and under the camera's namespace, as segmentation_node names them:
 /camera); when two image topics would share it, the image topic itself. Frames from files have no
 header: they go to /camera/image_raw with frame_id 'camera' and stamps 0.1 s apart in run order.
 
+One time base per bag: frames from files are stamped on the recording's clock, 0.1 s apart after
+the end of the run's bags (`file_time_base_ns`), so a bag mixing files and recordings spans what
+was recorded plus 0.1 s per frame, not the 1.7e9 s since the epoch, and a player shows the
+recorded frames in their own timing, then the files (a file frame never lands between two
+recorded frames of a topic). A run of files alone starts at 0.
+
 Written with rosbags, so no ROS install is needed; the ClassMap definition is read from this
-package's msg/ and registered with the writer's type store (rosbag2 mcap stores definitions, so
-readers need nothing installed). LabelInfo uses vision_msgs' installed definition when there is
-one, else the same two-field definition embedded below.
+package's msg/ and registered with the writer's type store. The mcap file carries every message
+definition, so readers that decode from the file (Foxglove, the mcap-ros2 and rosbags readers)
+need nothing installed. `ros2 bag play` is different: it publishes through the type support
+libraries of each type and skips a topic whose type it cannot load, so a player needs
+seg_perception's install (ClassMap) and vision_msgs (LabelInfo) sourced. LabelInfo uses
+vision_msgs' installed definition when there is one, else the same two-field definition
+embedded below.
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +40,7 @@ from ..model.labels import ClassMap
 from ..wire import cdr
 from ..wire.stamps import split_ns
 from ..wire.topics import output_topic
-from .frames import COMPRESSED_TYPE, IMAGE_TYPE, CompressedMessage, FrameRef, ImageMessage
+from .frames import COMPRESSED_TYPE, IMAGE_TYPE, BagSource, CompressedMessage, FrameRef, ImageMessage
 from .segment import FrameResult
 
 CLASS_MAP_TYPE = "seg_perception/msg/ClassMap"
@@ -104,14 +114,22 @@ def namespace_for(topic: str, taken: set[str]) -> str:
     return topic
 
 
+def file_time_base_ns(sources: Iterable[object]) -> int:
+    """Where frames from files start on a bag's clock: FILE_PERIOD_NS after the last receive time
+    of the entered bags among `sources`; 0 when there is none."""
+    ends = [int(s.end_ns) for s in sources if isinstance(s, BagSource) and s.end_ns is not None]
+    return max(ends) + FILE_PERIOD_NS if ends else 0
+
+
 class SegmentedBagWriter:
-    def __init__(self, path: Path, class_map: ClassMap, threshold: float) -> None:
+    def __init__(self, path: Path, class_map: ClassMap, threshold: float, file_time_base_ns: int = 0) -> None:
         from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         self.path = path
         self.class_map = class_map
         self.threshold = threshold
+        self.file_time_base_ns = int(file_time_base_ns)
         self.store = bag_typestore()
         self.types = self.store.types
         never = QosTime(0, 0)  # unspecified: the default (infinite) deadline, lifespan and lease
@@ -173,7 +191,7 @@ class SegmentedBagWriter:
         if ref.topic:
             topic, frame_id, stamp_ns = ref.topic, ref.frame_id, int(ref.stamp_ns or 0)
         else:
-            topic, frame_id, stamp_ns = FILE_TOPIC, FILE_FRAME_ID, ordinal * FILE_PERIOD_NS
+            topic, frame_id, stamp_ns = FILE_TOPIC, FILE_FRAME_ID, self.file_time_base_ns + ordinal * FILE_PERIOD_NS
         header = self._header(stamp_ns, frame_id)
         ns = self._namespaces.get(topic)
         if ns is None:

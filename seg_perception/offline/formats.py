@@ -6,18 +6,24 @@ time, and finishes with the names of every written frame in index order.
 - png:  <name>_mask.png (class ids, mono8, 255 = unlabeled), <name>_confidence.png (mono8),
         with --overlay / --color <name>_overlay.png / <name>_color.png.
 - cvat: CVAT's "Segmentation mask 1.1" import layout, i.e. Pascal VOC segmentation as read by
-        Datumaro's `voc` importer: labelmap.txt (`name:r,g,b:parts:actions`),
-        SegmentationClass/<name>.png painted in those colors, ImageSets/Segmentation/default.txt
-        (one name per line), plus the frames in JPEGImages/<name>.jpg so a task can be made from
-        them (CVAT matches masks to task images by file name without extension). Black (0,0,0)
-        is the `background` label: unlabeled pixels, and a class named "background", are black;
-        any other class keeps its color unless black or already taken, then it gets the first free
-        VOC palette color. cvat_labels.json is the same label list for CVAT's Raw label editor.
-- coco: annotations.json with `images`, `categories` (id = class id + 1, COCO keeps 0 free) and
-        one `annotations` entry per class present in a frame: compressed RLE `segmentation`
-        (pycocotools), `area`, `bbox` [x, y, w, h], `iscrowd` 0; the frames in images/<name>.jpg.
-        Frames are appended to coco_frames.jsonl as they finish; annotations.json is rebuilt
-        from it at the end of every run (also an interrupted one), in index order.
+        Datumaro's `voc` importer (what CVAT runs for it): labelmap.txt (`name:r,g,b:parts:actions`),
+        SegmentationClass/<name>.png painted in those colors, SegmentationObject/<name>.png with
+        one instance per class present (VOC palette, 0 = background), ImageSets/Segmentation/
+        default.txt (one name per line), plus the frames in JPEGImages/<name>.jpg so a task can be
+        made from them (CVAT matches masks to task images by file name without extension).
+        Without SegmentationObject/ Datumaro takes its class-only path and annotates every color
+        present, `background` included; with it, only instances become annotations, so background
+        (black: unlabeled pixels, and a class named "background") yields none. Any other class keeps
+        its color unless black or already taken, then it gets the first free VOC palette color.
+        cvat_labels.json lists the labels the CVAT project needs (every class but background), for
+        its Raw label editor. Class names Datumaro's labelmap cannot carry are refused (FormatError).
+- coco: annotations/instances_default.json (the layout of CVAT's "COCO 1.0" importer) with
+        `images` (file_name = images/<name>.jpg's base name), `categories` (id = class id + 1, COCO
+        keeps 0 free) and one `annotations` entry per class present in a frame: compressed RLE
+        `segmentation` (pycocotools), or polygons with --coco-polygons (for readers without RLE),
+        `area`, `bbox` [x, y, w, h], `iscrowd`; the frames in images/<name>.jpg. Frames are appended
+        to coco_frames.jsonl as they finish; the annotation file is rebuilt from it at the end of
+        every run (also an interrupted one), in index order.
 """
 from __future__ import annotations
 
@@ -34,6 +40,10 @@ from .segment import FrameResult
 
 FORMATS = ("png", "cvat", "coco")
 JPEG_QUALITY = 95
+
+
+class FormatError(ValueError):
+    """The run cannot be written in the chosen format (a class name the format cannot carry...)."""
 
 
 class FrameWriter(Protocol):
@@ -115,8 +125,30 @@ def voc_color(index: int) -> tuple[int, int, int]:
     return (r, g, b)
 
 
+def labelmap_problem(name: str) -> str:
+    """Why Datumaro's labelmap.txt reader would not read `name` back as written ('' when it would):
+    it strips each line, skips lines starting with '#', splits on ':' with no escape."""
+    if not name.strip():
+        return "it is empty"
+    if ":" in name:
+        return "it contains ':', the field separator of labelmap.txt (Datumaro has no escape for it)"
+    if "\n" in name or "\r" in name:
+        return "it contains a line break"
+    if name[0].isspace():
+        return "it starts with white space, which Datumaro strips"
+    if name.startswith("#"):
+        return "it starts with '#', which makes its labelmap.txt line a comment"
+    return ""
+
+
 def cvat_labels(class_map: ClassMap) -> tuple[list[tuple[str, tuple[int, int, int]]], np.ndarray]:
-    """(labelmap entries in file order, (256, 3) uint8 lut: mask value -> color in the PNG)."""
+    """(labelmap entries in file order, (256, 3) uint8 lut: mask value -> color in the PNG).
+    Raises FormatError naming a class whose name labelmap.txt cannot carry."""
+    for info in class_map.classes:
+        problem = labelmap_problem(info.name)
+        if problem:
+            raise FormatError(f"--format cvat: class {info.id} {info.name!r} cannot be written to labelmap.txt: "
+                              f"{problem}; rename it in the model description (--description)")
     entries = [(CVAT_BACKGROUND, BLACK)]
     used = {BLACK}
     lut = np.zeros((256, 3), np.uint8)  # unlabeled and unused ids stay black: background
@@ -133,24 +165,40 @@ def cvat_labels(class_map: ClassMap) -> tuple[list[tuple[str, tuple[int, int, in
     return entries, lut
 
 
+def instance_lut(labels: np.ndarray, foreground: np.ndarray) -> np.ndarray:
+    """(256, 3) uint8 lut: mask value -> SegmentationObject color. One instance per foreground
+    class present, numbered 1, 2, ... in class id order and painted in VOC's palette (Datumaro's
+    instance colormap); background, unlabeled and absent ids stay black, instance 0."""
+    present = np.zeros(256, bool)
+    present[np.unique(labels)] = True
+    lut = np.zeros((256, 3), np.uint8)
+    for instance, class_id in enumerate(np.flatnonzero(present & foreground).tolist(), 1):
+        lut[class_id] = voc_color(instance)
+    return lut
+
+
 class CvatWriter:
     LABELMAP = "labelmap.txt"
     LIST = Path("ImageSets") / "Segmentation" / "default.txt"
     MASKS = "SegmentationClass"
+    OBJECTS = "SegmentationObject"
     IMAGES = "JPEGImages"
 
     def __init__(self, out: Path, class_map: ClassMap) -> None:
         self.out = out
         self.entries, self.lut = cvat_labels(class_map)
+        # Classes that become annotations: black in the class PNG is background.
+        self.foreground = (self.lut != 0).any(axis=1)
 
     def start(self, done: Sequence[str]) -> None:
         (self.out / self.MASKS).mkdir(exist_ok=True)
+        (self.out / self.OBJECTS).mkdir(exist_ok=True)
         (self.out / self.IMAGES).mkdir(exist_ok=True)
         (self.out / self.LIST).parent.mkdir(parents=True, exist_ok=True)
         lines = ["# label:color_rgb:parts:actions", *(f"{n}:{r},{g},{b}::" for n, (r, g, b) in self.entries)]
         _rewrite_lines(self.out / self.LABELMAP, lines)
         raw = [{"name": n, "color": "#{:02x}{:02x}{:02x}".format(*c), "type": "any", "attributes": []}
-               for n, c in self.entries]
+               for n, c in self.entries if n != CVAT_BACKGROUND]
         (self.out / "cvat_labels.json").write_text(json.dumps(raw, indent=2) + "\n")
         # A frame listed but not indexed (killed in between) is written again: list only indexed ones.
         _rewrite_lines(self.out / self.LIST, done)
@@ -158,6 +206,7 @@ class CvatWriter:
 
     def write(self, name: str, result: FrameResult) -> None:
         write_png(self.out / self.MASKS / f"{name}.png", self.lut[result.labels])
+        write_png(self.out / self.OBJECTS / f"{name}.png", instance_lut(result.labels, self.foreground)[result.labels])
         write_jpeg(self.out / self.IMAGES / f"{name}.jpg", frame_at_mask_size(result))
         self._list.write(f"{name}\n")
         self._list.flush()
@@ -168,8 +217,18 @@ class CvatWriter:
 
 # COCO -----------------------------------------------------------------------------------------
 
-def rle_annotations(labels: np.ndarray, class_map: ClassMap) -> list[dict[str, Any]]:
-    """One COCO annotation (without ids) per class present in `labels`."""
+def polygons(binary: np.ndarray) -> list[list[float]]:
+    """COCO polygons ([x1, y1, x2, y2, ...] in pixel coordinates) of the outer contours of
+    `binary`. Polygons cannot hold holes: a hole is filled; a region too thin for three corners is
+    left out."""
+    contours, _ = cv2.findContours(binary.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return [c.reshape(-1).astype(float).tolist() for c in contours if len(c) >= 3]
+
+
+def coco_annotations(labels: np.ndarray, class_map: ClassMap, as_polygons: bool = False) -> list[dict[str, Any]]:
+    """One COCO annotation (without ids) per class present in `labels`: compressed RLE
+    (iscrowd 0, as pycocotools writes it for a mask), or polygons. `area` and `bbox` are the
+    class's pixels either way."""
     from pycocotools import mask as coco_mask
 
     present = set(np.unique(labels).tolist()) - {UNLABELED}
@@ -177,10 +236,16 @@ def rle_annotations(labels: np.ndarray, class_map: ClassMap) -> list[dict[str, A
     for info in class_map.classes:
         if info.id not in present:
             continue
-        rle = coco_mask.encode(np.asfortranarray(labels == info.id, dtype=np.uint8))
+        binary = labels == info.id
+        rle = coco_mask.encode(np.asfortranarray(binary, dtype=np.uint8))
+        segmentation: Any = {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
+        if as_polygons:
+            segmentation = polygons(binary)
+            if not segmentation:
+                continue
         annotations.append({
             "category_id": info.id + 1,
-            "segmentation": {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")},
+            "segmentation": segmentation,
             "area": int(coco_mask.area(rle)),
             "bbox": [float(v) for v in coco_mask.toBbox(rle)],
             "iscrowd": 0,
@@ -190,12 +255,14 @@ def rle_annotations(labels: np.ndarray, class_map: ClassMap) -> list[dict[str, A
 
 class CocoWriter:
     STAGING = "coco_frames.jsonl"
-    RESULT = "annotations.json"
+    RESULT = Path("annotations") / "instances_default.json"
+    """Where CVAT's COCO 1.0 importer (Datumaro's `coco` format) looks: annotations/instances_<subset>.json."""
     IMAGES = "images"
 
-    def __init__(self, out: Path, class_map: ClassMap) -> None:
+    def __init__(self, out: Path, class_map: ClassMap, as_polygons: bool = False) -> None:
         self.out = out
         self.class_map = class_map
+        self.as_polygons = as_polygons
 
     def _records(self) -> dict[str, dict[str, Any]]:
         path = self.out / self.STAGING
@@ -220,7 +287,7 @@ class CocoWriter:
         write_jpeg(self.out / self.IMAGES / f"{name}.jpg", frame_at_mask_size(result))
         width, height = result.size
         record = {"name": name, "width": width, "height": height,
-                  "annotations": rle_annotations(result.labels, self.class_map)}
+                  "annotations": coco_annotations(result.labels, self.class_map, self.as_polygons)}
         self._staging.write(json.dumps(record) + "\n")
         self._staging.flush()
 
@@ -242,17 +309,20 @@ class CocoWriter:
                            for c in self.class_map.classes],
             "annotations": annotations,
         }
-        tmp = self.out / (self.RESULT + ".tmp")
+        result = self.out / self.RESULT
+        result.parent.mkdir(exist_ok=True)
+        tmp = result.with_name(result.name + ".tmp")
         tmp.write_text(json.dumps(document) + "\n")
-        tmp.replace(self.out / self.RESULT)
+        tmp.replace(result)
 
 
-def make_writer(output_format: str, out: Path, class_map: ClassMap, color: bool = False) -> FrameWriter:
+def make_writer(output_format: str, out: Path, class_map: ClassMap, color: bool = False,
+                coco_polygons: bool = False) -> FrameWriter:
     if output_format == "png":
         return PngWriter(out, color)
     if output_format == "cvat":
         return CvatWriter(out, class_map)
     if output_format == "coco":
-        return CocoWriter(out, class_map)
+        return CocoWriter(out, class_map, coco_polygons)
     raise ValueError(f"unknown format '{output_format}'; formats: {', '.join(FORMATS)}")
 

@@ -338,6 +338,11 @@ class BagSource:
             kinds[conn.topic] = conn.msgtype.rsplit("/", 1)[-1]
         return counts, kinds
 
+    @property
+    def end_ns(self) -> int | None:
+        """The recording's last receive time (ns), while entered."""
+        return int(self._reader.end_time) if self._reader is not None else None
+
     def describe(self) -> str:
         counts, kinds = self._counts()
         topics = ", ".join(f"{t} ({kinds[t]}, {counts[t]} messages)" for t in sorted(counts))

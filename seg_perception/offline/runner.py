@@ -129,12 +129,16 @@ class Outputs:
     """Everything written per frame: the format's files, --bag-out, then the index row."""
 
     def __init__(self, out: Path, class_map: ClassMap, output_format: str, resume: bool,
-                 bag_out: Path | None = None, label_threshold: float = 0.0, color_files: bool = False) -> None:
+                 bag_out: Path | None = None, label_threshold: float = 0.0, color_files: bool = False,
+                 coco_polygons: bool = False, bag_time_base_ns: int = 0) -> None:
+        """`bag_time_base_ns`: where --bag-out puts frames from files on its clock
+        (bagout.file_time_base_ns of the run's sources)."""
         self.out = out
         self.index = IndexFile(out, class_map, resume)
-        self.writer = make_writer(output_format, out, class_map, color_files)
+        self.writer = make_writer(output_format, out, class_map, color_files, coco_polygons)
         self.writer.start(self.index.names)
-        self.bag = SegmentedBagWriter(free_bag_path(bag_out), class_map, label_threshold) if bag_out else None
+        self.bag = (SegmentedBagWriter(free_bag_path(bag_out), class_map, label_threshold, bag_time_base_ns)
+                    if bag_out else None)
 
     def write(self, ref: FrameRef, outcome: Outcome) -> None:
         assert not isinstance(outcome, BadFrame)

@@ -65,8 +65,42 @@ class CdrError(ImageFormatError):
         super().__init__(message, kind="corrupt")
 
 
+class EncapsulationError(ImageFormatError):
+    """A serialized message in an encapsulation other than plain CDR (kind 'encapsulation')."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, kind="encapsulation")
+
+
+# The RTPS encapsulation identifiers (DDS-XTypes 1.3, 7.6.3.1.2) of the first two bytes.
+_ENCAPSULATIONS = {0x0000: "CDR_BE", 0x0001: "CDR_LE", 0x0002: "PL_CDR_BE", 0x0003: "PL_CDR_LE",
+                   0x0006: "CDR2_BE", 0x0007: "CDR2_LE", 0x0008: "D_CDR2_BE", 0x0009: "D_CDR2_LE",
+                   0x000A: "PL_CDR2_BE", 0x000B: "PL_CDR2_LE"}
+_XCDR2_HINT = ("XCDR2 (DDS-XTypes encoding version 2), while ROS 2 middlewares exchange XCDR1 (CDR_LE/CDR_BE): "
+               "the publisher asks for DDS data representation XCDR2; set its DataRepresentationQosPolicy to "
+               "XCDR (XCDR1) in that middleware's QoS profile, or publish through a ROS 2 rmw")
+_PL_HINT = ("parameter-list CDR, a DDS @mutable type: the publisher is a DDS application with its own type, not "
+            "a ROS 2 message; publish through a ROS 2 rmw, or declare the type @final with XCDR1")
+
+
+def check_encapsulation(raw: bytes | memoryview) -> None:
+    """Raise EncapsulationError, naming it, when `raw` is not CDR_LE/CDR_BE: rosbags would read any
+    other encapsulation with CDR rules and report a 'corrupt' message, or misread it."""
+    if len(raw) < 4:
+        return  # too short for any message: the deserializer says so
+    ident = (raw[0] << 8) | raw[1]
+    if ident in (0x0000, 0x0001):
+        return
+    name = _ENCAPSULATIONS.get(ident)
+    if name is None:
+        raise EncapsulationError(f"unknown CDR encapsulation 0x{ident:04x} (ROS 2 messages are CDR_LE or CDR_BE)")
+    hint = _PL_HINT if name.startswith("PL_CDR_") else _XCDR2_HINT
+    raise EncapsulationError(f"encapsulation {name}, not CDR_LE/CDR_BE: {hint}")
+
+
 def read(raw: bytes | memoryview, typename: str) -> Any:
     """Any message of the typestore from its CDR bytes; uint8[] fields are views of `raw`."""
+    check_encapsulation(raw)
     try:
         # A memoryview: rosbags slices off the encapsulation header, which would copy a bytes.
         return STORE.deserialize_cdr(memoryview(raw), typename)

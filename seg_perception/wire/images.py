@@ -53,7 +53,8 @@ __all__ = [
 ]
 
 
-ProblemKind = Literal["encoding", "empty", "step", "data_size", "layout", "too_large", "corrupt", "format"]
+ProblemKind = Literal["encoding", "empty", "step", "data_size", "layout", "too_large", "corrupt", "format",
+                      "encapsulation"]
 """encoding: unknown encoding; empty: no pixels; step: rows shorter than a row of pixels;
 data_size: data shorter than step * height or not bytes; layout: a size the encoding cannot have
 (odd width for yuv422); too_large: above ImageLimits; corrupt: the codec failed or warned;

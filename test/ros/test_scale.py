@@ -87,7 +87,8 @@ class Camera:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
     log = tmp_path_factory.mktemp("triton") / "serve_triton.log"
-    triton = TritonServer("selfie", log_path=log, extra=["--max-batch", "4", "--allow-shared-memory"]).start()
+    triton = TritonServer("selfie", log_path=log, extra=["--max-batch", "4", "--allow-shared-memory",
+                                                                  "--allow-statistics"]).start()
     try:
         triton.wait_ready()
         yield triton
@@ -130,6 +131,39 @@ def test_two_cameras_through_one_node(ros: Any, seg_node: Any) -> None:
         return False
 
     wait_until(counters_seen, TIMEOUT, "per-camera counters in diagnostics")
+
+
+def test_two_cameras_through_one_node_batch_on_the_triton_server(
+        ros: Any, seg_node: Any, server: TritonServer) -> None:
+    """The server's own statistics show batches (fewer executions than inferences) from one node
+    serving two cameras; every mask equals local inference."""
+    running = seg_node({"model": server.model_uri, "cameras": ["front", "rear"], "use_depth": False})
+    cameras = {name: Camera(ros, f"{running.namespace}/{name}") for name in ("front", "rear")}
+    for camera in cameras.values():
+        camera.wait_ready(running.proc, lambda: running.log)
+    local = SegmentationPipeline(load_model("selfie", "cpu"))
+    images = {"front": photo(320, 240), "rear": photo(160, 96)}
+    expected = {name: local(rgb).labels for name, rgb in images.items()}
+    inferences0, executions0 = server.statistics()
+    stamp = [600]
+
+    def batched() -> bool:
+        # Both cameras back to back: while the engine runs one pair, the next pair waits in the slots.
+        stamp[0] += 1
+        for name, rgb in images.items():
+            cameras[name].image_pub.publish(image_msg(rgb, stamp[0], 0, f"{name}_optical"))
+        inferences, executions = server.statistics()
+        return inferences - inferences0 >= 6 and executions - executions0 < inferences - inferences0
+
+    wait_until(batched, TIMEOUT, "fewer executions than inferences in the server's statistics")
+    inferences, executions = server.statistics()
+    print(f"[triton batching] {inferences - inferences0} inferences in {executions - executions0} executions")
+    for name, camera in cameras.items():
+        masks = [m for m in camera.masks if m.header.stamp.sec > 600]
+        assert masks, f"no mask on {camera.mask_topic}"
+        for got in masks:
+            assert got.header.frame_id == f"{name}_optical"
+            assert np.array_equal(mask_array(got), expected[name])
 
 
 def diagnostics(ros: Any) -> Collector:

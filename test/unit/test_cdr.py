@@ -73,6 +73,29 @@ def test_lying_lengths_raise_a_format_error() -> None:
         cdr.read_image(b"\0\1\0\0" + b"\xff" * 40)
 
 
+@pytest.mark.parametrize("ident, name, hint", [
+    (0x0007, "CDR2_LE", "DataRepresentationQosPolicy"), (0x0006, "CDR2_BE", "XCDR2"),
+    (0x0009, "D_CDR2_LE", "XCDR2"), (0x000B, "PL_CDR2_LE", "XCDR2"),
+    (0x0003, "PL_CDR_LE", "@mutable"), (0x0002, "PL_CDR_BE", "@mutable")])
+def test_other_encapsulations_are_named_with_the_setting_to_change(ident: int, name: str, hint: str) -> None:
+    raw = bytearray(cdr.STORE.serialize_cdr(_image(4, 2, "mono8", np.zeros(8, np.uint8)), cdr.IMAGE))
+    raw[0:2] = ident.to_bytes(2, "big")
+    with pytest.raises(cdr.EncapsulationError) as error:
+        cdr.read_image(bytes(raw))
+    assert error.value.kind == "encapsulation"
+    assert f"encapsulation {name}, not CDR_LE/CDR_BE" in str(error.value) and hint in str(error.value)
+    raw[0:2] = (0x0042).to_bytes(2, "big")
+    with pytest.raises(cdr.EncapsulationError, match="unknown CDR encapsulation 0x0042"):
+        cdr.read_image(bytes(raw))
+
+
+def test_big_endian_cdr_still_reads() -> None:
+    msg = _image(4, 2, "mono8", np.arange(8, dtype=np.uint8))
+    big = bytes(cdr.STORE.serialize_cdr(msg, cdr.IMAGE, little_endian=False))
+    assert big[:2] == b"\0\0"
+    assert bytes(cdr.read_image(big).data) == bytes(range(8))
+
+
 @pytest.mark.parametrize("frame_id", FRAME_IDS)
 @pytest.mark.parametrize("encoding,shape,dtype", [
     ("mono8", (3, 5), np.uint8), ("mono8", (1, 1), np.uint8), ("rgb8", (7, 3, 3), np.uint8),

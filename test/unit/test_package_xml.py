@@ -47,6 +47,10 @@ UNDECLARED_EXTRAS = {
     "tritonclient": "model: triton://... (no rosdep key; pip install tritonclient[grpc]), imported when such a model loads",
     "pytriton": "serve_triton, run in its own .venv-triton (nvidia-pytriton needs numpy < 2)",
     "google": "test-only: protobuf, tritonclient's dependency, for the Triton tests (importorskip)",
+    "mcap": "test-only: the mcap reader, on --bag-out (test_real_readers, importorskip)",
+    "mcap_ros2": "test-only: mcap-ros2-support, decodes --bag-out's CDR from its embedded definitions (importorskip)",
+    "datumaro": "test-only: CVAT's importer library, in build/venv-datumaro (scripts/setup_datumaro.sh); "
+                "test_real_readers runs it as a subprocess and skips without it",
 }
 OURS = {"seg_perception", "devtools", "bench"}
 RUN_TAGS = {"depend", "exec_depend"}

@@ -80,7 +80,8 @@ def test_cvat_layout(photos: Path, png_run: Path, tmp_path: Path) -> None:
     names = [r["name"] for r in read_rows(tmp_path / "index.csv")]
     assert (tmp_path / "ImageSets" / "Segmentation" / "default.txt").read_text().split() == names
     raw_labels = json.loads((tmp_path / "cvat_labels.json").read_text())
-    assert [(lab["name"], lab["color"]) for lab in raw_labels] == [("background", "#000000"), ("person", "#dc143c")]
+    # The CVAT project's labels: background is never an annotation (SegmentationObject leaves it out).
+    assert [(lab["name"], lab["color"]) for lab in raw_labels] == [("person", "#dc143c")]
     color_to_id = {labels["person"]: 1}
     for name in names:
         painted = cv2.cvtColor(read_unchanged(tmp_path / "SegmentationClass" / f"{name}.png"), cv2.COLOR_BGR2RGB)
@@ -116,7 +117,7 @@ def test_coco_decodes_to_the_png_masks(photos: Path, png_run: Path, tmp_path: Pa
     from pycocotools.coco import COCO
 
     assert segment(photos, "--out", tmp_path, "--format", "coco", "--confidence-threshold", "0.9") == 0
-    coco = COCO(str(tmp_path / "annotations.json"))
+    coco = COCO(str(tmp_path / "annotations" / "instances_default.json"))
     assert {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())} == {1: "background", 2: "person"}
     images = coco.loadImgs(coco.getImgIds())
     assert [i["file_name"] for i in images] == [f"{r['name']}.jpg" for r in read_rows(png_run / "index.csv")]
@@ -274,7 +275,7 @@ def test_resume_an_interrupted_run(photos: Path, tmp_path: Path, monkeypatch: py
     out = tmp_path / "resumed"
     assert segment(photos, "--out", out, *args, "--bag-out", tmp_path / "labels") == 130
     assert [r["name"] for r in read_rows(out / "index.csv")] == ["astronaut", "camera"]
-    assert json.loads((out / "annotations.json").read_text())["images"][1]["file_name"] == "camera.jpg"
+    assert json.loads((out / "annotations" / "instances_default.json").read_text())["images"][1]["file_name"] == "camera.jpg"
     # A hard kill can leave half a row and half a staging record; the frame is then done again.
     with open(out / "index.csv", "a") as f:
         f.write("coffee,/some/where,,96")

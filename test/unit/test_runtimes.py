@@ -481,6 +481,7 @@ def test_builtin_selfie_runs() -> None:
 # description file -------------------------------------------------------------------------------
 
 FULL = {
+    "version": 1,
     "name": "deeplabv3_mobilenet_voc",
     "input": {"width": 520, "height": 480, "color_order": "bgr", "scale": 1.0, "mean": [1, 2, 3],
               "std": [4, 5, 6], "resize": "letterbox", "pad_value": 114},
@@ -576,6 +577,12 @@ BAD_DESCRIPTIONS = [
     ("output", _set("output", "softmax"), "'output' must be one of"),
     ("name", _set("name", ""), "'name' must be a non-empty string"),
     ("sigmoid with 3 classes", _set("output", "sigmoid"), "single-channel 'sigmoid'"),
+    ("version newer", _set("version", 2), "'version' is 2, newer than the description format this seg_perception "
+                                          "supports (1)"),
+    # A newer file's new keys: the version is named, not the first key this release does not know.
+    ("version newer, new key", lambda d: (d.update(version=3, postprocess="crf")), "'version' is 3, newer"),
+    ("version zero", _set("version", 0), "'version' must be a positive integer"),
+    ("version text", _set("version", "1.0"), "'version' must be a positive integer"),
 ]
 
 

@@ -18,7 +18,8 @@ from seg_perception.model.base import RuntimeUnavailable, runtime_health
 from seg_perception.model.builtin import builtin_spec
 from seg_perception.model.runtimes.triton import (Backoff, TritonAddress, TritonOptions, TritonRuntime,
                                                  parse_address)
-from seg_perception.deploy.triton_repo import write_repository
+from seg_perception.deploy.triton_repo import save_torchscript, write_repository
+from seg_perception.model.runtimes.torch_module import TorchModuleRuntime
 
 WIDTH, HEIGHT = 32, 24
 
@@ -61,6 +62,19 @@ def test_backoff_doubles_to_its_limit_and_resets() -> None:
     backoff.failed()
     backoff.succeeded()
     assert backoff.ready()
+
+
+@pytest.mark.parametrize("config", [
+    {"config": {"name": "selfie", "max_batch_size": 4}},  # gRPC: a ModelConfigResponse
+    {"name": "selfie", "max_batch_size": 4},  # HTTP: the configuration itself
+])
+def test_max_batch_is_read_from_the_config_as_the_server_returns_it(config: dict[str, object]) -> None:
+    spec = builtin_spec("selfie")
+    runtime = TritonRuntime(parse_address("triton://127.0.0.1:1/selfie"), spec)
+    metadata = {"inputs": [{"name": "input", "datatype": "FP32",
+                            "shape": ["-1", "3", str(spec.input_height), str(spec.input_width)]}],
+                "outputs": [{"name": "output", "datatype": "FP32", "shape": ["-1", "2", "1", "1"]}]}
+    assert runtime._model_io(metadata, config).max_batch == 4
 
 
 def test_server_down_at_load_is_not_an_error_and_frames_fail_fast() -> None:
@@ -180,3 +194,27 @@ def test_repository_for_builtin_is_a_libtorch_model_equal_to_it(tmp_path: Path) 
         assert torch.allclose(served(batch), local(batch), atol=1e-5)
     with pytest.raises(ModelLoadError, match="export_model"):
         write_repository("selfie", tmp_path / "repo", backend="onnxruntime")
+
+
+class _FrozenBatch(nn.Module):
+    """Batches in eager mode; its trace freezes the batch size (int() of a traced shape)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return y.reshape(int(x.shape[0]), 2, x.shape[2], x.shape[3])
+
+
+def test_libtorch_batching_is_decided_on_the_traced_file_with_tracer_warnings_shown(tmp_path: Path) -> None:
+    spec = builtin_spec("selfie")
+    runtime = TorchModuleRuntime(_FrozenBatch(), spec, torch.device("cpu"))
+    batch = torch.rand(2, 3, spec.input_height, spec.input_width)
+    with torch.inference_mode():
+        assert runtime(batch).shape[0] == 2  # the module itself batches
+    with pytest.warns(torch.jit.TracerWarning):
+        assert save_torchscript(runtime, tmp_path / "model.pt") is False
+    selfie = load_model("selfie", "cpu")
+    assert save_torchscript(selfie, tmp_path / "selfie.pt") is True

@@ -256,7 +256,7 @@ class TritonRuntime:
                                               f"{model_input.get('datatype')}; expected FP32 or FP16")
         if output.get("datatype") not in _DATATYPES:
             raise ModelLoadError(self.source, f"its output '{output.get('name')}' is {output.get('datatype')}")
-        max_batch = int(config.get("max_batch_size", 0) or 0)
+        max_batch = int(served_config(config).get("max_batch_size", 0) or 0)
         shape = [int(d) for d in model_input.get("shape", [])]
         # Metadata shapes include the batch axis (-1) when the model batches.
         chw = shape[1:] if (max_batch > 0 or len(shape) == 4) else shape
@@ -411,6 +411,13 @@ class _SharedMemory:
             except Exception:  # noqa: BLE001
                 pass
         self._handles = []
+
+
+def served_config(response: dict[str, Any]) -> dict[str, Any]:
+    """The model configuration in a get_model_config(as_json=True) answer. Over gRPC the answer is
+    a ModelConfigResponse, `{"config": {...}}`; over HTTP it is the configuration itself."""
+    inner = response.get("config")
+    return inner if isinstance(inner, dict) else response
 
 
 def _served_models(client: Any, timeout: float) -> list[str]:
