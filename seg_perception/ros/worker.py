@@ -122,10 +122,11 @@ class EngineWorker:
         for camera, msg, _ in batch:
             assert camera.outputs is not None  # made at configure, with the camera
             inputs.append(FrameInput(msg, camera.outputs.narrow(opts.request, opts.use_depth), camera.camera_info,
-                                     self._resolve(camera.topic("camera_info"))))
+                                     self._resolve(camera.topic("camera_info")), camera.name))
         for (camera, msg, stages), frame, out in zip(batch, inputs, processor.process_batch(inputs)):
-            if frame.request.clouds:
-                processor.add_clouds(out, frame.request, self._paired_depth(camera, stamp_to_ns(msg.header.stamp), opts))
+            if frame.request.wants_depth:
+                processor.add_depth_outputs(out, frame.request,
+                                            self._paired_depth(camera, stamp_to_ns(msg.header.stamp), opts))
             self._publish(camera, msg, out, stages)
             done.append(camera)
 
