@@ -2,7 +2,7 @@
 depth at the mask's size, in the input's encoding, header = the mask's, with the pixels of
 depth_exclude_classes invalid exactly where the mask has that class; its camera_info sibling
 carries the same stamp; the manipulation class set changes at run time apart from the
-navigation one (obstacle_classes)."""
+navigation one (obstacle_classes). And temporal_smoothing takes effect through the node."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -69,6 +69,12 @@ def set_param(ros: Any, node: str, name: str, names: list[str]) -> Any:
     return call_service(ros, SetParameters, f"{node}/set_parameters", request, TIMEOUT).results[0]
 
 
+def set_double(ros: Any, node: str, name: str, value: float) -> Any:
+    request = SetParameters.Request(parameters=[ParameterMsg(
+        name=name, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value))])
+    return call_service(ros, SetParameters, f"{node}/set_parameters", request, TIMEOUT).results[0]
+
+
 def test_depth_filtered_is_the_registered_depth_without_the_excluded_class(
         ros: Any, seg_node: Any, red_model: Path) -> None:
     running = seg_node({"model": str(red_model), "warmup_iterations": 1, "depth_sync_tolerance": 0.0,
@@ -81,7 +87,7 @@ def test_depth_filtered_is_the_registered_depth_without_the_excluded_class(
     rgb, depth_mm = scene()
     sent = [0]
 
-    def send(encoding: str) -> Time:
+    def send(encoding: str, image: np.ndarray) -> Time:
         sent[0] += 1
         stamp = Time(sec=200 + sent[0], nanosec=125)
         info = CameraInfo(width=W, height=H, k=[80.0, 0.0, 31.5, 0.0, 80.0, 23.5, 0.0, 0.0, 1.0])
@@ -89,19 +95,19 @@ def test_depth_filtered_is_the_registered_depth_without_the_excluded_class(
         color, depth = Image(), Image()
         color.header.stamp, color.header.frame_id = stamp, "color_optical"
         depth.header.stamp, depth.header.frame_id = stamp, "depth_optical"
-        fill_image(color, rgb, "rgb8")
+        fill_image(color, image, "rgb8")
         fill_image(depth, depth_mm if encoding == "16UC1" else depth_mm.astype(np.float32) / 1000, encoding)
         pubs["camera_info"].publish(info)
         pubs["depth"].publish(depth)
         pubs["image"].publish(color)
         return stamp
 
-    def frame(encoding: str) -> tuple[Image, Image, CameraInfo]:
+    def frame(encoding: str, image: np.ndarray = rgb) -> tuple[Image, Image, CameraInfo]:
         """Send until one frame comes back whole (best-effort frames sent before matching are lost)."""
         got: list[Any] = []
 
         def round_trip() -> bool:
-            stamp = send(encoding)
+            stamp = send(encoding, image)
             try:
                 out.wait_for(lambda m: all(any(x.header.stamp == stamp for _, x in m[f"{ns}/segmentation/{t}"])
                                            for t in ("mask", "depth_filtered", "camera_info")), 2.0, "a frame")
@@ -147,6 +153,19 @@ def test_depth_filtered_is_the_registered_depth_without_the_excluded_class(
         values = np.frombuffer(depth.data, "<u2").reshape(H, W)
         assert np.array_equal(values == 0, ~person)
         assert np.array_equal(values[person], registered(depth_mm)[person])
+
+        # temporal_smoothing, per camera: after a person frame, one frame without the person
+        # still shows it (0.9 of the history), and without smoothing it does not.
+        empty = np.full((H, W, 3), (40, 120, 200), np.uint8)
+        assert not set_double(ros, node, "temporal_smoothing", 0.995).successful  # range 0..0.99
+        assert set_double(ros, node, "temporal_smoothing", 0.9).successful
+        frame("16UC1")
+        mask, _, _ = frame("16UC1", empty)
+        assert np.array_equal(np.frombuffer(mask.data, np.uint8).reshape(H, W) == 1, person)
+        assert set_double(ros, node, "temporal_smoothing", 0.0).successful
+        frame("16UC1")
+        mask, _, _ = frame("16UC1", empty)
+        assert not (np.frombuffer(mask.data, np.uint8) == 1).any()
     finally:
         for pub in pubs.values():
             ros.destroy_publisher(pub)
