@@ -112,9 +112,15 @@ class Flicker(torch.nn.Module):
         return torch.cat([torch.zeros_like(score), score], dim=1)
 
 
-def test_pipeline_decides_from_the_smoothed_probabilities() -> None:
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("backend,device", [("numpy", "cpu")] + [("torch", d) for d in DEVICES])
+def test_pipeline_decides_from_the_smoothed_probabilities(backend: str, device: str) -> None:
+    """Both backends (the torch one keeps the state on the model's device)."""
     spec = ModelSpec("flicker", 8, 6, ClassMap.from_names(["a", "b"]), output="logits")
-    pipeline = SegmentationPipeline(TorchModuleRuntime(Flicker(), spec, torch.device("cpu")))
+    runtime = TorchModuleRuntime(Flicker().to(device), spec, torch.device(device))
+    pipeline = SegmentationPipeline(runtime, backend=backend)
     high = np.full((6, 8, 3), 140, np.uint8)   # class b, confidently
     low = np.full((6, 8, 3), 126, np.uint8)    # class a, less surely (logit -3.1)
     smooth = SegmentationOptions(temporal_smoothing=0.8, stream="front")
