@@ -237,7 +237,7 @@ class FrameProcessor:
                 rejected[index] = FrameOutputs(FrameStatus(image_error=str(exc), image_error_kind=exc.kind))
         results = self.pipeline.run_batch(
             [rgb for _, rgb, _ in decoded],
-            [_segmentation_options(frames[index].request, frames[index].stream) for index, _, _ in decoded]
+            [_segmentation_options(frames[i].request, frames[i].stream) for i, _, _ in decoded]
         ) if decoded else iter(())
         next_decoded = iter(decoded)
         for index, frame in enumerate(frames):

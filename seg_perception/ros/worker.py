@@ -58,6 +58,8 @@ class EngineWorker:
     def start(self, compressed: bool) -> None:
         self.compressed = compressed
         self.slots.reopen()
+        if self.processor is not None:  # the loop is stopped: no frame is using the history
+            self.processor.pipeline.smoother.reset()  # frames from before a deactivate are stale
         self._loop = self._engine.submit(self._run)
 
     def stop(self) -> None:

@@ -54,7 +54,7 @@ def test_readme_documents_every_parameter_topic_and_both_commands() -> None:
         assert f"`{p.name}`" in readme, f"README does not document parameter {p.name}"
     for topic in ("segmentation/mask", "segmentation/confidence", "segmentation/color_mask", "segmentation/overlay",
                   "segmentation/camera_info", "segmentation/class_map", "segmentation/label_info",
-                  "segmentation/points", "segmentation/obstacle_points", "/diagnostics"):
+                  "segmentation/points", "segmentation/obstacle_points", "segmentation/depth_filtered", "/diagnostics"):
         assert f"`{topic}`" in readme, f"README does not document topic {topic}"
     assert "make demo" in readme and "make test" in readme
 

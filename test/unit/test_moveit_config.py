@@ -45,7 +45,8 @@ def test_every_sensor_has_every_key_its_plugin_reads() -> None:
         plugin = params["sensor_plugin"]
         plugins.append(plugin)
         wanted = PLUGINS[plugin]
-        assert set(params) == set(wanted) | {"sensor_plugin"}, f"{sensor}: {set(wanted) ^ (set(params) - {'sensor_plugin'})}"
+        keys = set(params) - {"sensor_plugin"}
+        assert keys == set(wanted), f"{sensor}: missing {set(wanted) - keys}, unknown {keys - set(wanted)}"
         for key, kind in wanted.items():
             assert typed(params[key], kind), f"{sensor}.{key} = {params[key]!r} is not a {kind.__name__}"
     assert sorted(plugins) == sorted(PLUGINS)  # one of each
