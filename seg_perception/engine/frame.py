@@ -2,9 +2,10 @@
 
 `FrameProcessor.process_batch` takes color image messages (raw or compressed, duck-typed like
 `wire.images`) with their color CameraInfo, decodes and segments them and checks each
-calibration against its image; `add_clouds` then takes the depth frame the caller paired with a
-frame (after inference, so a depth camera slightly behind the color one has that long to catch
-up), projects it and builds the labelled and obstacle cloud arrays. Every stage reports its own
+calibration against its image; `add_depth_outputs` then takes the depth frame the caller paired
+with a frame (after inference, so a depth camera slightly behind the color one has that long to
+catch up), registers it to the mask with the excluded classes removed (MoveIt's depth image),
+projects it and builds the labelled and obstacle cloud arrays. Every stage reports its own
 outcome in `FrameStatus`, so a caller can count, log and diagnose a depth fault as a depth fault:
 a bad depth image or calibration never fails the color outputs.
 
@@ -21,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from ..wire import pointcloud2 as clouds
-from . import projection
+from . import depth_filter, projection
 from ..wire.calibration import CalibrationError, intrinsics_from_camera_info
-from ..wire.images import (DEFAULT_IMAGE_LIMITS, ImageFormatError, ImageLimits, compressed_to_rgb, depth_to_meters,
-                          image_to_rgb)
+from ..wire.images import (DEFAULT_IMAGE_LIMITS, ImageFormatError, ImageLimits, compressed_to_rgb, depth_meters,
+                          depth_pixels, image_to_rgb)
 from ..model.labels import ClassMap
 from .pipeline import SegmentationOptions, SegmentationPipeline, SegmentationResult
 from ..model.loader import load_warm
@@ -68,12 +69,21 @@ class FrameRequest:
     min_range: float = 0.1
     max_range: float = 10.0
     voxel_size: float = 0.0
+    depth_filtered: bool = False
+    """The paired depth image at the mask's size without the excluded classes (MoveIt)."""
+    temporal_smoothing: float = 0.0
+    """Weight of the past in the per-camera average of class probabilities; 0 = off."""
     limits: ImageLimits = DEFAULT_IMAGE_LIMITS
     """The largest color or depth image decoded (parameter max_image_pixels)."""
 
     @property
     def clouds(self) -> bool:
         return self.points or self.obstacle_points
+
+    @property
+    def wants_depth(self) -> bool:
+        """Whether any output needs the depth frame paired with this one."""
+        return self.clouds or self.depth_filtered
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,10 @@ class FrameOutputs:
     """(H, W) structured array of `clouds.LABELLED_FIELDS`, aligned with the mask."""
     obstacle_cloud: np.ndarray | None = None
     """(N,) structured array of `clouds.XYZ_FIELDS`."""
+    depth_filtered: np.ndarray | None = None
+    """The paired depth at the mask's size, excluded classes invalid, in `depth_encoding`."""
+    depth_encoding: str = ""
+    """The input depth's encoding (16UC1 or 32FC1), which `depth_filtered` keeps."""
     cloud_frame_id: str = ""
     """Clouds are in the depth camera's frame (its header's frame_id), stamped as the color frame."""
     camera_info: Any | None = None
@@ -127,13 +141,15 @@ class FrameInput:
     ``height``), checked once here; None when none has arrived."""
     camera_info_topic: str = "camera_info"
     """Where `camera_info` came from, to name it when it is refused."""
+    stream: str = ""
+    """The camera's name: temporal smoothing keeps one history per camera."""
 
 
-def _segmentation_options(request: FrameRequest) -> SegmentationOptions:
+def _segmentation_options(request: FrameRequest, stream: str = "") -> SegmentationOptions:
     return SegmentationOptions(
         output_size=request.output_size, confidence_threshold=request.confidence_threshold,
         want_confidence=request.confidence, want_color=request.color, want_overlay=request.overlay,
-        overlay_alpha=request.overlay_alpha)
+        overlay_alpha=request.overlay_alpha, temporal_smoothing=request.temporal_smoothing, stream=stream)
 
 
 def checked_camera_info(info: Any, placement: Any, topic: str) -> tuple[Any | None, str]:
@@ -159,6 +175,22 @@ class FrameProcessor:
         self.pipeline = pipeline
         self.class_map = class_map or pipeline.class_map
         self._rays = projection.RayCache()
+        self._depth_excluded = depth_filter.exclude_lut([])
+        self._depth_exclude_names: list[str] = []
+
+    @property
+    def depth_exclude_classes(self) -> list[str]:
+        """Classes removed from `depth_filtered` (the manipulation set, apart from the obstacle
+        classes of navigation)."""
+        return list(self._depth_exclude_names)
+
+    @depth_exclude_classes.setter
+    def depth_exclude_classes(self, names: Sequence[str]) -> None:
+        unknown = [n for n in names if n not in self.class_map.names]
+        if unknown:
+            raise ValueError(f"depth_exclude_classes {unknown} are not classes of the model {self.class_map.names}")
+        self._depth_excluded = depth_filter.exclude_lut([self.class_map[n].id for n in names])
+        self._depth_exclude_names = list(names)
 
     @classmethod
     def load(cls, model: str, device: str = "auto", fp16: bool = False, description: str | None = None,
@@ -187,7 +219,7 @@ class FrameProcessor:
         """One frame: segmented, its calibration checked and, when the request wants clouds, the
         clouds of `depth` (None: no depth frame was paired with it)."""
         out = next(self.process_batch([FrameInput(image, request, camera_info)]))
-        self.add_clouds(out, request, depth)
+        self.add_depth_outputs(out, request, depth)
         return out
 
     def process_batch(self, frames: Sequence[FrameInput]) -> Iterator[FrameOutputs]:
@@ -204,7 +236,8 @@ class FrameProcessor:
                 rejected[index] = FrameOutputs(FrameStatus(image_error=str(exc), image_error_kind=exc.kind))
         results = self.pipeline.run_batch(
             [rgb for _, rgb, _ in decoded],
-            [_segmentation_options(frames[index].request) for index, _, _ in decoded]) if decoded else iter(())
+            [_segmentation_options(frames[i].request, frames[i].stream) for i, _, _ in decoded]
+        ) if decoded else iter(())
         next_decoded = iter(decoded)
         for index, frame in enumerate(frames):
             if index in rejected:
@@ -219,16 +252,17 @@ class FrameProcessor:
                     frame.camera_info, result.placement, frame.camera_info_topic)
             yield outputs
 
-    def add_clouds(self, out: FrameOutputs, request: FrameRequest, depth: DepthFrame | None) -> None:
-        """The clouds `request` wants for a segmented frame, from the depth frame paired with it
-        (None: none was); nothing for a rejected frame or a request without clouds."""
-        if out.segmentation is None or not request.clouds:
+    def add_depth_outputs(self, out: FrameOutputs, request: FrameRequest, depth: DepthFrame | None) -> None:
+        """The depth outputs (filtered depth image, clouds) `request` wants for a segmented frame,
+        from the depth frame paired with it (None: none was); nothing for a rejected frame or a
+        request without depth outputs."""
+        if out.segmentation is None or not request.wants_depth:
             return
         t0 = time.perf_counter()
-        self._clouds(out, request, depth)
+        self._depth_outputs(out, request, depth)
         out.timings_ms["clouds"] = (time.perf_counter() - t0) * 1e3
 
-    def _clouds(self, out: FrameOutputs, request: FrameRequest, frame: DepthFrame | None) -> None:
+    def _depth_outputs(self, out: FrameOutputs, request: FrameRequest, frame: DepthFrame | None) -> None:
         status = out.status
         assert out.segmentation is not None
         labels = out.segmentation.labels
@@ -236,10 +270,18 @@ class FrameProcessor:
             status.depth = DepthStatus.UNPAIRED
             return
         try:
-            depth_m = depth_to_meters(frame.image, request.limits)
+            raw, encoding = depth_pixels(frame.image, request.limits)
         except ImageFormatError as exc:
             status.depth, status.depth_error = DepthStatus.REJECTED, str(exc)
             return
+        if request.depth_filtered:
+            # Needs no calibration of its own: its camera_info is the mask's (segmentation/camera_info).
+            out.depth_filtered = depth_filter.filtered_depth(raw, encoding, labels, self._depth_excluded)
+            out.depth_encoding = encoding
+        if not request.clouds:
+            status.depth = DepthStatus.OK
+            return
+        depth_m = depth_meters(raw, encoding)
         if frame.info is None:
             status.depth = DepthStatus.NO_INTRINSICS
             status.depth_error = "neither depth/camera_info nor camera_info has arrived: cannot project"
@@ -268,3 +310,4 @@ class FrameProcessor:
 
     def close(self) -> None:
         self.pipeline.close()
+

@@ -26,6 +26,7 @@ from .geometry import Placement, network_output_size
 from ..model.labels import ClassMap
 from .postprocess import finish_numpy, finish_torch, network_maps
 from .preprocess import CpuPreprocessor, TorchPreprocessor
+from .temporal import TemporalSmoother
 from ..model.base import ModelSpec, Runtime, torch_device
 
 if TYPE_CHECKING:
@@ -42,6 +43,10 @@ class SegmentationOptions:
     want_color: bool = False
     want_overlay: bool = False
     overlay_alpha: float = 0.5
+    temporal_smoothing: float = 0.0
+    """Weight of the past in the per-stream moving average of class probabilities (temporal.py)."""
+    stream: str = ""
+    """Which camera the frame is from: smoothing keeps one history per stream."""
 
 
 @dataclass
@@ -75,6 +80,7 @@ class SegmentationPipeline:
             raise ValueError(f"backend must be auto, numpy or torch, got '{backend}'")
         self.backend = backend
         self._runner = BatchRunner(runtime)
+        self.smoother = TemporalSmoother()
         # numpy in and out (ONNX Runtime on the CPU): no torch on the numpy backend at all.
         self._array_io = runtime.array_io
         spec = runtime.spec
@@ -189,7 +195,10 @@ class SegmentationPipeline:
         out_w, out_h = self.output_size_for(src_w, src_h, opts.output_size)
         t2 = time.perf_counter()
         with self._inference_mode():
-            maps = network_maps(raw, self.spec)
+            spec = self.spec
+            raw, kind = self.smoother(opts.stream, raw, spec.output, spec.classes.num_outputs,
+                                      opts.temporal_smoothing, (src_w, src_h), (spec.name, id(self.runtime)))
+            maps = network_maps(raw, spec, kind)
             if self.backend == "numpy":
                 labels, confidence = finish_numpy(maps, place, out_w, out_h, opts.confidence_threshold,
                                                   self._buffers, opts.want_confidence)

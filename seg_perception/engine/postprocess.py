@@ -38,14 +38,15 @@ class NetworkMaps:
     probability: Any
 
 
-def network_maps(output: Any, spec: ModelSpec) -> NetworkMaps:
+def network_maps(output: Any, spec: ModelSpec, kind: str | None = None) -> NetworkMaps:
     """Reduce a raw model output (N=1) to uint8 maps at its own resolution: with numpy/OpenCV
-    for a numpy output (no torch), with torch on the output's device for a tensor."""
+    for a numpy output (no torch), with torch on the output's device for a tensor. `kind`
+    overrides the spec's output kind (smoothed probabilities of a logits model)."""
+    kind = kind or spec.output
     if isinstance(output, np.ndarray):
-        return _network_maps_numpy(output, spec)
+        return _network_maps_numpy(output, kind)
     import torch
 
-    kind = spec.output
     if kind == "labels":
         ids = output.reshape(output.shape[-2:]) if output.dim() in (3, 4) else output
         return NetworkMaps("labels", ids.to(torch.uint8), torch.full_like(ids, 255, dtype=torch.uint8), None)
@@ -64,9 +65,8 @@ def _to_u8(prob: torch.Tensor) -> torch.Tensor:
     return (prob.clamp(0.0, 1.0) * 255.0).round_().to(torch.uint8)
 
 
-def _network_maps_numpy(output: np.ndarray, spec: ModelSpec) -> NetworkMaps:
+def _network_maps_numpy(output: np.ndarray, kind: str) -> NetworkMaps:
     """network_maps for a numpy output; the same arithmetic as the torch path, in float32."""
-    kind = spec.output
     if kind == "labels":
         ids = output.reshape(output.shape[-2:]) if output.ndim in (3, 4) else output
         return NetworkMaps("labels", ids.astype(np.uint8), np.full(ids.shape, 255, np.uint8), None)

@@ -34,6 +34,14 @@ class ParamDef:
     choices: tuple[str, ...] = ()
     model_default: bool = False
     """String array that is unset by default and then takes its value from the model."""
+    unset_is_empty: bool = False
+    """String array declared without a value, read as empty while unset (a parameters file cannot
+    spell an empty array, and rclpy cannot type one)."""
+
+    @property
+    def declared_unset(self) -> bool:
+        """Declared with a type but no value (left out of, or commented in, parameter files)."""
+        return self.model_default or self.unset_is_empty
 
 
 
@@ -93,6 +101,13 @@ PARAMS: tuple[ParamDef, ...] = (
     ParamDef("overlay_alpha", 0.5, "Weight of the class color in segmentation/overlay.", min=0.0, max=1.0),
     ParamDef("obstacle_classes", [], "Classes whose points go into segmentation/obstacle_points; "
              "unset = the model's obstacle classes.", model_default=True),
+    ParamDef("depth_exclude_classes", [], "Classes whose pixels are invalid in segmentation/depth_filtered "
+             "(0 for 16UC1, NaN for 32FC1), e.g. the object to grasp; separate from obstacle_classes, so one "
+             "node serves Nav2 and MoveIt. Unset = none.", unset_is_empty=True),
+    ParamDef("temporal_smoothing", 0.0, "Weight of the past in a per-camera exponential moving average of "
+             "class probabilities (fewer flickering pixels, a lag of about a/(1-a) frames); 0 = off. Restarts "
+             "when a camera's image size or the model changes. Below 1: 1 would freeze the first mask.",
+             min=0.0, max=0.99),
     ParamDef("publish_confidence", True, "Publish segmentation/confidence (only while subscribed)."),
     ParamDef("publish_color_mask", True, "Publish segmentation/color_mask (only while subscribed)."),
     ParamDef("publish_overlay", True, "Publish segmentation/overlay (only while subscribed)."),
@@ -100,6 +115,8 @@ PARAMS: tuple[ParamDef, ...] = (
              "(needs depth; only while subscribed)."),
     ParamDef("publish_obstacle_points", True, "Publish segmentation/obstacle_points (needs depth; "
              "only while subscribed)."),
+    ParamDef("publish_depth_filtered", True, "Publish segmentation/depth_filtered, the paired depth at the "
+             "mask's size without depth_exclude_classes (needs depth; only while subscribed)."),
     ParamDef("min_range", 0.1, "Obstacle points closer than this (m, from the camera) are dropped.",
              min=0.0, max=1000.0),
     ParamDef("max_range", 10.0, "Obstacle points farther than this (m) are dropped.", min=0.0, max=1000.0),
@@ -185,10 +202,10 @@ def validate(values: dict[str, Any], class_names: list[str] | None = None) -> st
                         f"max_image_pixels ({limit})")
         if name == "voxel_size" and 0.0 < value < MIN_VOXEL_SIZE:
             return f"voxel_size must be 0 (off) or at least {MIN_VOXEL_SIZE} m, got {value}"
-        if name == "obstacle_classes" and class_names is not None:
+        if name in ("obstacle_classes", "depth_exclude_classes") and class_names is not None:
             unknown = [c for c in value if c not in class_names]
             if unknown:
-                return f"obstacle_classes {unknown} are not classes of the model {class_names}"
+                return f"{name} {unknown} are not classes of the model {class_names}"
     if "min_range" in values and "max_range" in values and values["min_range"] >= values["max_range"]:
         return f"min_range ({values['min_range']}) must be below max_range ({values['max_range']})"
     return None

@@ -84,6 +84,9 @@ class SegmentationNode(LifecycleNode):
             self.get_logger().info(f"obstacle classes now {processor.class_map.obstacle_names}")
         if names & {"web_max_fps", "web_jpeg_quality"}:
             self.web.update()
+        if "depth_exclude_classes" in names and processor is not None:
+            processor.depth_exclude_classes = parameters.optional_string_array(self, "depth_exclude_classes") or []
+            self.get_logger().info(f"depth_filtered now without {processor.depth_exclude_classes}")
         if names & {"obstacle_classes", "confidence_threshold"}:
             self._publish_class_map()  # LabelInfo carries the threshold: late subscribers must see the new one
 
@@ -91,8 +94,9 @@ class SegmentationNode(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.worker.options = parameters.live_options(self.param)
-        reason = params.validate({p.name: self.param(p.name) for p in params.PARAMS if not p.model_default})
+        reason = params.validate({p.name: self.param(p.name) for p in params.PARAMS if not p.declared_unset})
         obstacles = parameters.optional_string_array(self, "obstacle_classes")
+        excluded = parameters.optional_string_array(self, "depth_exclude_classes") or []
         try:
             if reason:
                 raise ValueError(f"invalid parameters: {reason}")
@@ -100,6 +104,11 @@ class SegmentationNode(LifecycleNode):
                 FrameProcessor.load, self.param("model"), self.param("device"), self.param("fp16"),
                 self.param("model_description") or None, self.param("warmup_iterations"), obstacles,
                 triton=self._triton_options(), cpu_threads=self.param("cpu_threads"))
+            try:
+                processor.depth_exclude_classes = excluded
+            except ValueError:
+                self.worker.call(processor.close)
+                raise
         except (ModelLoadError, DeviceError, ValueError) as exc:
             self.load_error = str(exc)
             self.get_logger().fatal(self.load_error)
@@ -122,7 +131,7 @@ class SegmentationNode(LifecycleNode):
         self.get_logger().info(
             f"model '{spec.name}' ({len(class_map)} classes: {', '.join(class_map.names)}) on {self.device_text}, "
             f"backend {processor.pipeline.backend}, input {spec.input_width}x{spec.input_height} ({spec.resize}); "
-            f"obstacles: {class_map.obstacle_names}")
+            f"obstacles: {class_map.obstacle_names}; excluded from depth_filtered: {excluded}")
         return super().on_configure(state)
 
     def _triton_options(self) -> TritonOptions:

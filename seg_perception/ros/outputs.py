@@ -30,7 +30,9 @@ except ImportError:  # pragma: no cover - depends on the installation
     LabelInfo = VisionClass = None
 
 STREAMS = {"mask": Image, "confidence": Image, "color_mask": Image, "overlay": Image, "camera_info": CameraInfo,
-           "points": PointCloud2, "obstacle_points": PointCloud2}
+           "points": PointCloud2, "obstacle_points": PointCloud2, "depth_filtered": Image}
+"""segmentation/<key>. depth_filtered sits beside camera_info: the pair an image_transport camera
+subscriber (MoveIt's DepthImageOctomapUpdater) takes."""
 assert tuple(STREAMS) == topics.STREAMS
 
 
@@ -60,7 +62,8 @@ class CameraPublishers:
             request, confidence=w("confidence", request.confidence),
             color=w("color_mask", request.color), overlay=w("overlay", request.overlay),
             points=use_depth and w("points", request.points),
-            obstacle_points=use_depth and w("obstacle_points", request.obstacle_points))
+            obstacle_points=use_depth and w("obstacle_points", request.obstacle_points),
+            depth_filtered=use_depth and w("depth_filtered", request.depth_filtered))
 
     def publish_frame(self, header: Any, out: FrameOutputs, overlay: bool = True) -> None:
         """Every output of one frame, each with the input's header (clouds: the depth frame_id).
@@ -73,6 +76,8 @@ class CameraPublishers:
                                      ("color_mask", result.color, "rgb8"), ("overlay", result.overlay, "rgb8")):
             if array is not None and (key != "confidence" or self.wanted(key)) and (key != "overlay" or overlay):
                 pubs[key].publish(cdr.image_bytes(header, array, encoding))
+        if out.depth_filtered is not None:  # registered to the mask: the mask's header and camera_info
+            pubs["depth_filtered"].publish(cdr.image_bytes(header, out.depth_filtered, out.depth_encoding))
         if out.camera_info is not None:
             pubs["camera_info"].publish(cdr.camera_info_bytes(out.camera_info, header, *result.size))
         cloud_header = cdr.header(header.stamp.sec, header.stamp.nanosec, out.cloud_frame_id)

@@ -32,15 +32,15 @@ def descriptor(pdef: params.ParamDef) -> ParameterDescriptor:
         else:
             desc.floating_point_range = [FloatingPointRange(from_value=float(pdef.min),
                                                             to_value=float(pdef.max), step=0.0)]
-    if pdef.model_default:
+    if pdef.declared_unset:
         desc.type = ParameterType.PARAMETER_STRING_ARRAY
     return desc
 
 
 def declare_all(node: Node) -> None:
     for pdef in params.PARAMS:
-        if pdef.model_default:
-            # Declared without a value: unset means "the model's own obstacle classes".
+        if pdef.declared_unset:
+            # Declared without a value: unset means "the model's own obstacle classes" or "none".
             node.declare_parameter(pdef.name, Parameter.Type.STRING_ARRAY, descriptor(pdef))
         else:
             node.declare_parameter(pdef.name, pdef.default, descriptor(pdef))
@@ -76,6 +76,7 @@ def live_options(get: Callable[[str], Any], overrides: Mapping[str, Any] | None 
         overlay=value("publish_overlay"), points=value("publish_points"),
         obstacle_points=value("publish_obstacle_points"), min_range=value("min_range"),
         max_range=value("max_range"), voxel_size=value("voxel_size"),
+        depth_filtered=value("publish_depth_filtered"), temporal_smoothing=value("temporal_smoothing"),
         limits=ImageLimits(value("max_image_pixels")))
     return LiveOptions(request=request, use_depth=value("use_depth"),
                        depth_sync_tolerance_ns=int(round(value("depth_sync_tolerance") * 1e9)),

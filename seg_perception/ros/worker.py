@@ -62,6 +62,8 @@ class EngineWorker:
     def start(self, compressed: bool) -> None:
         self.compressed = compressed
         self.slots.reopen()
+        if self.processor is not None:  # the loop is stopped: no frame is using the history
+            self.processor.pipeline.smoother.reset()  # frames from before a deactivate are stale
         self._loop = self._engine.submit(self._run)
 
     def stop(self) -> None:
@@ -131,11 +133,13 @@ class EngineWorker:
             overlays.append((request.overlay, claimed))
             if claimed:
                 request = dataclasses.replace(request, overlay=True)
-            inputs.append(FrameInput(msg, request, camera.camera_info, self._resolve(camera.topic("camera_info"))))
+            inputs.append(FrameInput(msg, request, camera.camera_info, self._resolve(camera.topic("camera_info")),
+                                     camera.name))
         for (camera, msg, stages), frame, (topic_overlay, web_overlay), out in zip(
                 batch, inputs, overlays, processor.process_batch(inputs)):
-            if frame.request.clouds:
-                processor.add_clouds(out, frame.request, self._paired_depth(camera, stamp_to_ns(msg.header.stamp), opts))
+            if frame.request.wants_depth:
+                processor.add_depth_outputs(out, frame.request,
+                                            self._paired_depth(camera, stamp_to_ns(msg.header.stamp), opts))
             self._publish(camera, msg, out, stages, topic_overlay, web_overlay)
             done.append(camera)
 

@@ -45,6 +45,8 @@ __all__ = [
     "SUPPORTED_DEPTH_ENCODINGS",
     "compressed_to_rgb",
     "check_image_geometry",
+    "depth_meters",
+    "depth_pixels",
     "depth_to_meters",
     "fill_compressed",
     "fill_image",
@@ -399,22 +401,43 @@ def depth_to_meters(msg: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> np.
     Raises:
         ImageFormatError: an encoding other than REP 118's, bad geometry/data or too large.
     """
+    return depth_meters(*depth_pixels(msg, limits))
+
+
+def depth_meters(raw: np.ndarray, encoding: str) -> np.ndarray:
+    """`depth_pixels`' (values, encoding) as HxW float32 meters, NaN where invalid."""
+    if encoding == "16UC1":
+        meters = np.multiply(raw, np.float32(1e-3), dtype=np.float32)
+        meters[raw == 0] = np.nan
+        return meters
+    # NaN compares False, so it falls into the invalid branch with the rest.
+    valid = (raw > 0) & (raw < np.inf)
+    return np.where(valid, raw, np.float32(np.nan)).astype(np.float32, copy=False)
+
+
+def depth_pixels(msg: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> tuple[np.ndarray, str]:
+    """A REP 118 depth image's own values and canonical encoding: (HxW uint16 mm, "16UC1") or
+    (HxW float32 m, "32FC1"), in native byte order, unchanged otherwise (0, NaN, inf kept).
+    A view of the message's data when the layout allows it: copy before writing.
+
+    Raises:
+        ImageFormatError: an encoding other than REP 118's, bad geometry/data or too large.
+    """
     encoding = _canonical_encoding(msg.encoding)
     if encoding == "16UC1":
-        millimeters = _pixels(msg, 1, 2, "u", limits)
-        meters = np.multiply(millimeters, np.float32(1e-3), dtype=np.float32)
-        meters[millimeters == 0] = np.nan
-        return meters
+        return _native(_pixels(msg, 1, 2, "u", limits)), encoding
     if encoding == "32FC1":
-        raw = _pixels(msg, 1, 4, "f", limits)
-        # NaN compares False, so it falls into the invalid branch with the rest.
-        valid = (raw > 0) & (raw < np.inf)
-        return np.where(valid, raw, np.float32(np.nan)).astype(np.float32, copy=False)
+        return _native(_pixels(msg, 1, 4, "f", limits)), encoding
     raise _unsupported(
         encoding,
         SUPPORTED_DEPTH_ENCODINGS,
         "; REP 118 depth is 16UC1 millimeters or 32FC1 meters",
     )
+
+
+def _native(pixels: np.ndarray) -> np.ndarray:
+    """`pixels` in the machine's byte order (a big-endian image is converted, once)."""
+    return pixels if pixels.dtype.isnative else pixels.astype(pixels.dtype.newbyteorder("="))
 
 
 # encoding -> (channels, dtype) of the array fill_image accepts for it.

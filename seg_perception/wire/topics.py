@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Final
 
 OUTPUT_NAMESPACE: Final = "segmentation"
-STREAMS: Final = ("mask", "confidence", "color_mask", "overlay", "camera_info", "points", "obstacle_points")
+STREAMS: Final = ("mask", "confidence", "color_mask", "overlay", "camera_info", "points", "obstacle_points",
+                  "depth_filtered")
 """Per-frame outputs, published with the input frame's header."""
 LATCHED: Final = ("class_map", "label_info")
 """Published once (transient-local) per configure or change of classes."""

@@ -38,13 +38,13 @@ def test_params_file_lists_every_parameter_with_its_default() -> None:
     values = yaml_params()
     declared = {p.name: p for p in params.PARAMS}
     assert set(values) <= set(declared), f"unknown in yaml: {set(values) - set(declared)}"
-    missing = {name for name, p in declared.items() if not p.model_default} - set(values)
+    missing = {name for name, p in declared.items() if not p.declared_unset} - set(values)
     assert not missing, f"parameters missing from config/segmentation.yaml: {missing}"
     for name, value in values.items():
         assert value == declared[name].default and type(value) is type(declared[name].default), name
     text = share_file("config", "segmentation.yaml").read_text()
     for p in params.PARAMS:
-        if p.model_default:
+        if p.declared_unset:
             assert f"# {p.name}:" in text, f"{p.name} should be documented (commented out) in the yaml"
 
 
@@ -54,7 +54,7 @@ def test_readme_documents_every_parameter_topic_and_both_commands() -> None:
         assert f"`{p.name}`" in readme, f"README does not document parameter {p.name}"
     for topic in ("segmentation/mask", "segmentation/confidence", "segmentation/color_mask", "segmentation/overlay",
                   "segmentation/camera_info", "segmentation/class_map", "segmentation/label_info",
-                  "segmentation/points", "segmentation/obstacle_points", "/diagnostics"):
+                  "segmentation/points", "segmentation/obstacle_points", "segmentation/depth_filtered", "/diagnostics"):
         assert f"`{topic}`" in readme, f"README does not document topic {topic}"
     assert "make demo" in readme and "make test" in readme
 

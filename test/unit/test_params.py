@@ -8,7 +8,7 @@ import pytest
 from seg_perception.live import params
 
 def _defaults() -> dict[str, Any]:
-    return {p.name: p.default for p in params.PARAMS if not p.model_default}
+    return {p.name: p.default for p in params.PARAMS if not p.declared_unset}
 
 
 def test_parameter_table_is_consistent() -> None:
