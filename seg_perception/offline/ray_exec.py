@@ -41,7 +41,7 @@ class SegmentActor:
     """Made a Ray actor at run time (ray.remote), so importing this module does not import ray."""
 
     def __init__(self, model: str, device: str, description: str | None, options: SegmentationOptions,
-                 keep_frame: bool, review_threshold: float, threads: int) -> None:
+                 keep_frame: bool, review_threshold: float, threads: int, runtime: str = "auto") -> None:
         import torch
 
         from ..engine.pipeline import SegmentationPipeline
@@ -50,9 +50,9 @@ class SegmentActor:
 
         self.threads = max(int(threads), 1)
         torch.set_num_threads(self.threads)
-        runtime = load_model(model, device, description=description)
-        warm_up(runtime, 2)
-        self.pipeline = SegmentationPipeline(runtime)
+        loaded = load_model(model, device, description=description, cpu_threads=self.threads, runtime=runtime)
+        warm_up(loaded, 2)
+        self.pipeline = SegmentationPipeline(loaded)
         self.segmenter = FrameSegmenter(self.pipeline, options, keep_frame, review_threshold)
 
     def describe(self) -> dict[str, Any]:
@@ -104,7 +104,7 @@ class RayExecutor:
     def __init__(self, address: str, actors: int | None, model: str, device: str, description: str | None,
                  options: SegmentationOptions, keep_frame: bool, review_threshold: float,
                  cpus_per_actor: int = 1, threads: int | None = None,
-                 log: Callable[[str], None] = lambda _: None) -> None:
+                 log: Callable[[str], None] = lambda _: None, runtime: str = "auto") -> None:
         import ray
         import torch
 
@@ -125,7 +125,7 @@ class RayExecutor:
                 "some wait until the cluster grows")
         remote = ray.remote(SegmentActor).options(num_cpus=cpus_per_actor, num_gpus=1 if wants_gpu else 0)
         self.actors: list[Any] = [remote.remote(model, device, description, options, keep_frame, review_threshold,
-                                                threads) for _ in range(actors)]
+                                                threads, runtime) for _ in range(actors)]
         try:
             described = ray.get([a.describe.remote() for a in self.actors])
         except Exception as exc:  # noqa: BLE001 - a model that fails to load fails in every actor

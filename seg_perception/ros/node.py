@@ -95,7 +95,7 @@ class SegmentationNode(LifecycleNode):
             processor = self.worker.call(
                 FrameProcessor.load, self.param("model"), self.param("device"), self.param("fp16"),
                 self.param("model_description") or None, self.param("warmup_iterations"), obstacles,
-                triton=self._triton_options(), cpu_threads=self.param("cpu_threads"))
+                triton=self._triton_options(), cpu_threads=self.param("cpu_threads"), runtime=self.param("runtime"))
         except (ModelLoadError, DeviceError, ValueError) as exc:
             self.load_error = str(exc)
             self.get_logger().fatal(self.load_error)
