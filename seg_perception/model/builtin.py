@@ -92,6 +92,14 @@ def load_builtin(name: str, device: torch.device, fp16: bool = False, cpu_thread
     return TorchModuleRuntime(module, spec, device, fp16=fp16, source=name, cpu_threads=cpu_threads)
 
 
+def builtin_module(name: str, device: torch.device) -> torch.nn.Module:
+    """The torch network of a built-in (imports torch)."""
+    canonical = canonical_builtin(name)
+    if canonical is None:
+        raise ModelLoadError(name, f"not a builtin model; builtins are {list(BUILTIN_MODELS)}")
+    return _builtin_module(canonical, device)
+
+
 def _builtin_module(canonical: str, device: torch.device) -> torch.nn.Module:
     import torch
 
