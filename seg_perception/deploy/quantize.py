@@ -131,11 +131,11 @@ def class_ious(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray],
         confusion += np.bincount(pairs, minlength=256 * 256).reshape(256, 256)
     intersection = np.diag(confusion)
     union = confusion.sum(axis=0) + confusion.sum(axis=1) - intersection
-    result = {names.get(i, str(i)): float(intersection[i] / union[i]) for i in np.flatnonzero(union)}
+    result = {names.get(int(i), str(i)): float(intersection[i] / union[i]) for i in np.flatnonzero(union)}
     total = int(confusion.sum())
     changed = 1.0 - float(intersection.sum()) / total if total else 0.0
     counts = confusion.sum(axis=1)
-    shares = {names.get(i, str(i)): float(counts[i]) / total for i in np.flatnonzero(union)}
+    shares = {names.get(int(i), str(i)): float(counts[i]) / total for i in np.flatnonzero(union)}
     return result, changed, shares
 
 
