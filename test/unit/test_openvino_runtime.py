@@ -125,3 +125,24 @@ def test_a_builtin_on_openvino_never_imports_torch(cache: Path) -> None:
                             env={**os.environ, "SEG_PERCEPTION_CACHE": str(cache)})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "torch modules: []" in result.stdout, result.stdout
+
+
+@needs_openvino
+def test_segment_offline_runs_on_the_runtime_it_is_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import cv2
+
+    from seg_perception.apps import segment_offline
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "astronaut.png"), cv2.cvtColor(photo(160, 120), cv2.COLOR_RGB2BGR))
+    masks = {}
+    for engine in ("torch", "openvino"):
+        out = tmp_path / engine
+        code = segment_offline.main(["segment_offline", str(photos), "--out", str(out), "--runtime", engine])
+        assert code == 0, capsys.readouterr().err
+        masks[engine] = cv2.imread(str(next(out.rglob("astronaut*.png"))), cv2.IMREAD_UNCHANGED)
+    assert masks["torch"].shape == (120, 160) and masks["torch"].any()
+    assert float(np.mean(masks["torch"] != masks["openvino"])) < 0.01
+    with pytest.raises(SystemExit):
+        segment_offline.main(["segment_offline", str(photos), "--out", str(tmp_path / "x"), "--runtime", "tvm"])
