@@ -118,8 +118,16 @@ def measure(models: list[str], threads: list[int], iterations: int, frames: int,
     """`bench`: run.py's bench.dds.Bench, or None to start (and close) one here when `node`."""
     from bench.inprocess import photo_at, rgb8_message
 
+    from seg_perception.model.runtimes.openvino import openvino_available
+
     results: dict[str, Any] = {"cpu": cpu_name(), "flags": cpu_flags(), "loadavg_start": os.getloadavg(),
                                "rows": []}
+    missing = openvino_available()
+    if missing is not None:
+        log(f"cpu table skipped: {missing}")
+        results["loadavg_end"] = os.getloadavg()
+        results["skipped"] = missing
+        return results
     own = node and bench is None
     if own:
         from bench.dds import Bench
@@ -168,6 +176,8 @@ def measure(models: list[str], threads: list[int], iterations: int, frames: int,
 
 
 def render(results: dict[str, Any], iterations: int, frames: int) -> str:
+    if "skipped" in results:
+        return section("8. CPU runtimes", f"skipped: {results['skipped']}")
     rows = []
     by_key = {(r["model"], r["variant"], r["threads"]): r for r in results["rows"]}
     for r in results["rows"]:

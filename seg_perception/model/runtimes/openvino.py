@@ -23,10 +23,6 @@ import numpy as np
 from ...wire.errors import first_line
 from ..base import CPU, DeviceLike, ModelLoadError, ModelSpec, RuntimeHealth, check_image_input, cpu_thread_count
 
-OPENVINO_SUFFIXES: tuple[str, ...] = (".xml",)
-"""OpenVINO IR: <name>.xml with its weights in <name>.bin beside it."""
-
-
 def openvino_available() -> str | None:
     """None when openvino imports, else why not (for messages and test skips)."""
     try:
