@@ -216,8 +216,9 @@ def _namespace(tag: str) -> str:
     return f"/bench_{os.getpid()}_{next(_runs)}_{tag}"
 
 
-def _node_params(model: str, device: str) -> dict[str, Any]:
-    return {"model": model, "device": device, "use_depth": False, "diagnostics_period": DIAG_PERIOD}
+def _node_params(model: str, device: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    return {"model": model, "device": device, "use_depth": False, "diagnostics_period": DIAG_PERIOD,
+            **(extra or {})}
 
 
 @dataclass
@@ -240,11 +241,12 @@ class NodeProcess:
         return stop_process(self.proc)
 
 
-def _start_segmentation_node(model: str, device: str, log_dir: Path, tag: str) -> NodeProcess:
+def _start_segmentation_node(model: str, device: str, log_dir: Path, tag: str,
+                             extra: Mapping[str, Any] | None = None) -> NodeProcess:
     namespace = _namespace(tag)
     name = "seg_bench_node"
     log_path = log_dir / f"node{namespace.replace('/', '_')}.log"
-    proc = start_node(_node_params(model, device), {"__ns": namespace}, log_path=log_path, name=name)
+    proc = start_node(_node_params(model, device, extra), {"__ns": namespace}, log_path=log_path, name=name)
     return NodeProcess(proc, namespace, name, log_path)
 
 
@@ -256,11 +258,13 @@ def _log_tail(path: Path, lines: int = 15) -> str:
 
 
 def node_run(bench: Bench, msg: Image, model: str, device: str, frames: int, flood_seconds: float,
-             log_dir: Path, tag: str, floor: Callable[[], float] | None = None) -> dict[str, Any]:
+             log_dir: Path, tag: str, floor: Callable[[], float] | None = None,
+             extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One segmentation_node process: `frames` one-at-a-time round trips, then a flood.
-    `floor` times the bare forward here, just before and just after the node's run."""
+    `floor` times the bare forward here, just before and just after the node's run; `extra`
+    are more node parameters (runtime, cpu_threads, ...)."""
     floor_before = floor() if floor is not None else None
-    node = _start_segmentation_node(model, device, log_dir, tag)
+    node = _start_segmentation_node(model, device, log_dir, tag, extra)
     session = bench.session(f"{node.namespace}/image", f"{node.namespace}/segmentation/mask")
     try:
         connect_s = session.wait_connected(node.proc)

@@ -30,6 +30,7 @@ from bench.measures import (NODE_MARGIN_MS_TARGET, OVERLOAD_P99_RATIO_TARGET,  #
                             PEER_P50_RATIO_TARGET, PEER_P99_RATIO_TARGET, PEER_RSS_RATIO_TARGET,
                             PIPELINE_MASK_RATIO_TARGET, PIPELINE_RATIO_TARGET, RSS_GROWTH_TARGET, at_most,
                             median, median_of_dicts, parse_size, size_text, target_for, verdict)
+from bench.cpu_table import cpu_name  # noqa: E402
 from bench.report import fmt, percent, section, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +72,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="skip the comparison with the Nav2-tutorial-style node (bench/peer.py)")
     parser.add_argument("--peer-seconds", type=float,
                         help="30 Hz overload per run in the peer comparison (default 10, quick 6)")
+    parser.add_argument("--skip-cpu-table", action="store_true",
+                        help="skip section 8, each built-in under ONNX Runtime / OpenVINO fp32 / int8 at 1 and "
+                             "2 threads (bench/cpu_table.py; needs requirements-openvino.txt)")
+    parser.add_argument("--cpu-table-frames", type=int,
+                        help="one-at-a-time node frames per CPU-table row (default 20, quick 5)")
     parser.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID for this run (default: inherited)")
     parser.add_argument("--out", default=str(ROOT / "out" / "bench"), help="folder for bench.md/.json and logs")
     parser.add_argument("--profile", action="store_true",
@@ -106,7 +112,7 @@ def environment(device_text: str) -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError):
         commit, dirty = "", False
     return {"device": device_text, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "cpu": cpu_name(),
             "python": platform.python_version(), "commit": commit + ("+dirty" if dirty else ""),
             "ros_domain_id": os.environ.get("ROS_DOMAIN_ID", "0"),
             "fastdds_profile": os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", "")}
@@ -209,6 +215,12 @@ def run(args: argparse.Namespace, plan: Plan, sizes: list[tuple[int, int]], out:
                 heavy_dir.cleanup()
                 results["overload_runs"] = runs
                 results["overload"] = median_of_dicts(runs)
+            if not args.skip_cpu_table and device.type == "cpu":
+                from bench import cpu_table
+                results["cpu_table_frames"] = args.cpu_table_frames or (5 if args.quick else 20)
+                results["cpu_table"] = cpu_table.measure(
+                    list(cpu_table.MODELS), list(cpu_table.THREADS), plan.iterations,
+                    results["cpu_table_frames"], True, log, logs, bench)
             if not args.skip_peer:
                 from bench.peer import compare
                 with tempfile.TemporaryDirectory(prefix="seg_bench_peer_") as folder:
@@ -334,6 +346,9 @@ def render(results: dict[str, Any], sizes: list[tuple[int, int]], overload_size:
 
     if "peer" in results:
         parts.append(render_peer(results["peer"], plan, rate))
+    if "cpu_table" in results:
+        from bench import cpu_table
+        parts.append(cpu_table.render(results["cpu_table"], plan["iterations"], results["cpu_table_frames"]))
 
     if "overload" in results:
         o, m = results["overload"], results["overload_model"]

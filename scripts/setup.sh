@@ -8,13 +8,16 @@ VENV="$root/.venv"
 PY=${PYTHON:-python3.11}
 
 stamp="$VENV/.requirements.sha256"
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+# requirements-openvino.txt: the optional openvino runtime and int8 export (no rosdep key), installed
+# here too so that their tests and bench section 8 run rather than skip.
+want=$(cat requirements.txt requirements-openvino.txt | sha256sum | cut -d' ' -f1)
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing pinned wheels into .venv (first run: ~1 min)"
-  if ! "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt >"$VENV/pip-install.log" 2>&1; then
+  if ! "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt -r requirements-openvino.txt \
+      >"$VENV/pip-install.log" 2>&1; then
     grep -v "is ignored: it is neither a file nor a directory" "$VENV/pip-install.log" >&2
     echo "[setup] pip install failed" >&2; exit 1
   fi

@@ -8,6 +8,8 @@ cd "$root"
 # Reference TFLite model for the fidelity test: taken from the mediapipe wheel on PyPI.
 python tools/fetch_mediapipe_selfie.py --dest build/mediapipe_selfie >/dev/null
 export SEG_PERCEPTION_MEDIAPIPE_DIR="$root/build/mediapipe_selfie"
+# Built-ins exported to ONNX for runtime:=onnxruntime/openvino go here, not into ~/.cache.
+export SEG_PERCEPTION_CACHE="${SEG_PERCEPTION_CACHE:-$root/build/cache}"
 # Keep test traffic on this machine and away from other ROS graphs running here.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 101 ))}

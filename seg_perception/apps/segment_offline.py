@@ -64,7 +64,7 @@ from ..offline.review import REVIEW_FILE
 from ..offline.runner import Executor, LocalExecutor, Outputs, RunStats, expected_total, run, source_frames
 from ..offline.segment import FrameSegmenter
 from ..engine.pipeline import SegmentationOptions, SegmentationPipeline
-from ..model.base import DeviceError, ModelLoadError
+from ..model.base import RUNTIMES, DeviceError, ModelLoadError
 from ..model.builtin import DEFAULT_MODEL
 from ..model.loader import load_warm
 
@@ -116,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--description", default=None,
                         help="model description YAML, when it does not lie beside a model file")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--runtime", default="auto", choices=RUNTIMES,
+                        help="what runs the model: auto (by file type), torch, onnxruntime or openvino (CPU)")
     parser.add_argument("--topic", action="append", default=[], metavar="TOPIC",
                         help="bag topic to segment (repeatable); default: every image topic except depth")
     parser.add_argument("--output-size", type=_output_size, default="input", metavar="input|network|WxH",
@@ -217,7 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             executor: Executor
             try:
                 if args.ray is None:
-                    runtime = load_warm(args.model, args.device, 2, description=args.description)
+                    runtime = load_warm(args.model, args.device, 2, description=args.description,
+                                        runtime=args.runtime)
                     pipeline = SegmentationPipeline(runtime)
                     executor = LocalExecutor(FrameSegmenter(pipeline, options, keep_frame, args.review_threshold))
                     class_map = pipeline.class_map
@@ -227,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     from ..offline.ray_exec import RayExecutor
                     ray_executor = RayExecutor(args.ray, args.ray_actors, args.model, args.device, args.description,
                                                options, keep_frame, args.review_threshold, args.ray_cpus_per_actor,
-                                               args.ray_threads, _log)
+                                               args.ray_threads, _log, runtime=args.runtime)
                     executor = ray_executor
                     class_map = ray_executor.class_map
                     _log(f"model '{args.model}' ({ray_executor.model_name}); classes: {', '.join(class_map.names)}")

@@ -36,7 +36,7 @@ import yaml
 
 from ..model.labels import ClassMap
 from ..model.base import ModelSpec
-from ..model.builtin import primary_output
+from ..model.builtin import builtin_module, builtin_spec, canonical_builtin, primary_output
 from ..model.description import FORMAT_VERSION, INPUT_KEYS, spec_from_dict
 from ..wire.errors import one_line
 
@@ -87,7 +87,9 @@ def resolve_source(source: str, size: tuple[int, int] | None = None, name: str |
     """SOURCE -> ExportSource. `size` (width, height) overrides the source's input size;
     `obstacles` flags those classes for the obstacle cloud. Raises ExportError."""
     path = Path(source).expanduser()
-    if path.is_dir():
+    if canonical_builtin(source) is not None and not path.exists():
+        result = builtin_source(source)
+    elif path.is_dir():
         result = hugging_face_source(str(path), size, trust_remote_code, allow_pickle)
     elif ":" in source and not path.exists():
         result = callable_source(source, size)
@@ -103,6 +105,25 @@ def resolve_source(source: str, size: tuple[int, int] | None = None, name: str |
         result.description["classes"] = _flag_obstacles(result.description["classes"], obstacles, result.origin)
     _ = result.spec  # validate the description now, with the source named in the error
     return result
+
+
+def description_of(spec: ModelSpec) -> dict[str, Any]:
+    """The description YAML (model/description.py) of `spec`, as a dict. Its name is the class
+    map's model name (what LabelInfo carries), so the export labels masks as the original does."""
+    return {"name": spec.classes.model_name or spec.name,
+            "input": {"width": spec.input_width, "height": spec.input_height, "color_order": spec.color_order,
+                      "scale": spec.scale, "mean": list(spec.mean), "std": list(spec.std), "resize": spec.resize,
+                      "pad_value": spec.pad_value},
+            "output": spec.output,
+            "classes": [{"name": c.name, "id": c.id, "color": list(c.color), "obstacle": c.obstacle}
+                        for c in spec.classes.classes]}
+
+
+def builtin_source(name: str) -> ExportSource:
+    """A built-in model (selfie, selfie_landscape, drivable) with its own description."""
+    spec = builtin_spec(name)
+    module = builtin_module(name, torch.device("cpu")).eval()
+    return ExportSource(spec.name, module, description_of(spec), f"built-in model '{name}'")
 
 
 class _Logits(torch.nn.Module):

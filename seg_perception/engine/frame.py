@@ -196,23 +196,24 @@ class FrameProcessor:
     def load(cls, model: str, device: str = "auto", fp16: bool = False, description: str | None = None,
              warmup_iterations: int = 3, obstacles: list[str] | None = None,
              reuse_buffers: bool = True, triton: TritonOptions | None = None,
-             cpu_threads: int = 0) -> FrameProcessor:
+             cpu_threads: int = 0, runtime: str = "auto") -> FrameProcessor:
         """Load and warm up a model (call on the thread that will run it). `obstacles` None keeps
         the model's own obstacle classes; `cpu_threads` (0 = one per core) is the model's thread
-        count on the CPU. Raises ModelLoadError, DeviceError or ValueError."""
-        runtime = load_warm(model, device, warmup_iterations, fp16=fp16, description=description, triton=triton,
-                            cpu_threads=cpu_threads)
+        count on the CPU; `runtime` (model.base.RUNTIMES) what runs it. Raises ModelLoadError,
+        DeviceError or ValueError."""
+        loaded = load_warm(model, device, warmup_iterations, fp16=fp16, description=description, triton=triton,
+                           cpu_threads=cpu_threads, runtime=runtime)
         try:
-            class_map = runtime.spec.classes
+            class_map = loaded.spec.classes
             if obstacles is not None:
                 unknown = [c for c in obstacles if c not in class_map.names]
                 if unknown:
                     raise ValueError(f"obstacle_classes {unknown} are not classes of the model {class_map.names}")
                 class_map = class_map.with_obstacles(obstacles)
         except BaseException:
-            runtime.close()
+            loaded.close()
             raise
-        return cls(SegmentationPipeline(runtime, reuse_buffers=reuse_buffers), class_map)
+        return cls(SegmentationPipeline(loaded, reuse_buffers=reuse_buffers), class_map)
 
     def process(self, image: Any, request: FrameRequest, depth: DepthFrame | None = None,
                 camera_info: Any | None = None) -> FrameOutputs:

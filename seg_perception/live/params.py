@@ -11,6 +11,7 @@ from typing import Any
 
 from ..wire.images import DEFAULT_MAX_IMAGE_PIXELS
 from ..engine.geometry import parse_output_size
+from ..model.base import RUNTIMES
 
 MIN_VOXEL_SIZE = 0.001
 """Finest obstacle voxel grid (m). Finer is no filter at all for a depth camera, and voxel
@@ -48,7 +49,7 @@ class ParamDef:
 PARAMS: tuple[ParamDef, ...] = (
     # model
     ParamDef("model", "selfie", "Built-in model name (selfie, selfie_landscape, drivable), path to a TorchScript "
-             "(.pt/.ts) or ONNX (.onnx) file with a description YAML beside it, or triton://HOST:PORT/NAME "
+             "(.pt/.ts), ONNX (.onnx) or OpenVINO IR (.xml) file with a description YAML beside it, or triton://HOST:PORT/NAME "
              "(a model on a Triton Inference Server).", stage="configure"),
     ParamDef("model_description", "", "Path to the model description YAML; empty = <model>.yaml beside "
              "the model file. Ignored for built-in models.", stage="configure"),
@@ -57,6 +58,10 @@ PARAMS: tuple[ParamDef, ...] = (
     ParamDef("fp16", False, "Run the model in float16 (CUDA only).", stage="configure"),
     ParamDef("cpu_threads", 0, "Intra-op threads of the model on the CPU, for torch and ONNX Runtime alike; "
              "0 = one per core this process may use.", stage="configure", min=0, max=1024),
+    ParamDef("runtime", "auto", "What runs the model: auto (torch for built-ins and TorchScript, ONNX Runtime "
+             "for .onnx, OpenVINO for OpenVINO IR .xml), torch, onnxruntime or openvino (CPU; needs the "
+             "openvino package). onnxruntime/openvino run a built-in from its ONNX export, made once into "
+             "$SEG_PERCEPTION_CACHE (default ~/.cache/seg_perception).", stage="configure", choices=RUNTIMES),
     ParamDef("warmup_iterations", 3, "Forward passes at configure so the first frame is not slow.",
              stage="configure", min=0, max=100),
     ParamDef("triton_timeout", 1.0, "triton:// models: limit (s) of every call to the server; a frame "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -26,6 +26,10 @@ ColorOrder = Literal["rgb", "bgr"]
 RESIZE_POLICIES: tuple[str, ...] = ("stretch", "letterbox")
 OUTPUT_KINDS: tuple[str, ...] = ("logits", "probabilities", "sigmoid", "binary_logits", "labels")
 COLOR_ORDERS: tuple[str, ...] = ("rgb", "bgr")
+RUNTIMES: tuple[str, ...] = ("auto", "torch", "onnxruntime", "openvino")
+"""What runs the model. auto: torch for built-ins and TorchScript, ONNX Runtime for .onnx,
+OpenVINO for OpenVINO IR (.xml). onnxruntime / openvino run a built-in from its ONNX export
+(builtin_onnx, made once into a cache folder)."""
 
 
 class ModelLoadError(RuntimeError):
@@ -177,6 +181,31 @@ class Runtime(Protocol):
     def close(self) -> None:
         """Free the model and any device memory it holds."""
         ...
+
+
+def check_image_input(source: str, name: str, shape: Sequence[Any], spec: ModelSpec) -> None:
+    """Raise ModelLoadError unless a model input of `shape` (ints, or anything else for a dynamic
+    dimension) can take (N, 3, height, width) batches at the description's input size. One check
+    for every runtime that reads a model file's input signature (ONNX Runtime, OpenVINO)."""
+    dims = list(shape)
+    if len(dims) != 4:
+        raise ModelLoadError(source, f"its input '{name}' has shape {dims}; expected "
+                                     "4 dimensions (N, 3, height, width)")
+    channels, height, width = (d if isinstance(d, int) and d >= 0 else None for d in dims[1:])
+    if channels is not None and channels != 3:
+        hint = " (it looks channels-last, NHWC; export it NCHW)" if dims[3] == 3 else ""
+        raise ModelLoadError(source, f"its input '{name}' has shape {dims}: {channels} "
+                                     f"channels at dimension 1, expected 3{hint}")
+    want_w, want_h = spec.input_size
+    if (height is not None and height != want_h) or (width is not None and width != want_w):
+        raise ModelLoadError(
+            source, f"its input '{name}' is fixed at {_dim(width)}x{_dim(height)} "
+                    f"(width x height) but the description says {want_w}x{want_h}; make "
+                    "input.width/height match the export")
+
+
+def _dim(value: int | None) -> str:
+    return "dynamic" if value is None else str(value)
 
 
 def cpu_thread_count(requested: int = 0) -> int:

@@ -1,7 +1,13 @@
 """The embedded models (MediaPipe selfie segmentation, TwinLiteNet drivable area). Their
-networks run in torch_module.TorchModuleRuntime, imported (with torch) only when one is loaded."""
+networks run in torch_module.TorchModuleRuntime, imported (with torch) only when one is loaded,
+or, for ONNX Runtime and OpenVINO, from an ONNX file exported once into a cache folder
+(`builtin_onnx`): later loads read the file and never import torch."""
 from __future__ import annotations
 
+import hashlib
+import os
+import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .labels import ClassInfo, ClassMap
@@ -58,7 +64,7 @@ def builtin_spec(name: str) -> ModelSpec:
 
 def _drivable_spec(name: str) -> ModelSpec:
     try:
-        from ..models.twinlitenet import DRIVABLE_CLASSES, TWINLITENET_INPUT_SIZE
+        from ..models.facts import DRIVABLE_CLASSES, TWINLITENET_INPUT_SIZE
     except ImportError as exc:
         raise ModelLoadError(name, f"the builtin model code is missing from this install ({exc})") from exc
     classes = ClassMap(tuple(ClassInfo(i, label, *_DRIVABLE_COLORS[label])
@@ -87,6 +93,14 @@ def load_builtin(name: str, device: torch.device, fp16: bool = False, cpu_thread
     return TorchModuleRuntime(module, spec, device, fp16=fp16, source=name, cpu_threads=cpu_threads)
 
 
+def builtin_module(name: str, device: torch.device) -> torch.nn.Module:
+    """The torch network of a built-in (imports torch)."""
+    canonical = canonical_builtin(name)
+    if canonical is None:
+        raise ModelLoadError(name, f"not a builtin model; builtins are {list(BUILTIN_MODELS)}")
+    return _builtin_module(canonical, device)
+
+
 def _builtin_module(canonical: str, device: torch.device) -> torch.nn.Module:
     import torch
 
@@ -98,9 +112,78 @@ def _builtin_module(canonical: str, device: torch.device) -> torch.nn.Module:
     return load_selfie(variant, device=device, dtype=torch.float32)
 
 
+BUILTIN_ONNX_OPSET = 17
+# What a built-in's exported graph depends on: the network code and its weights (all of them:
+# three small files, and a stale cache is worse than one re-export).
+_NETWORK_FILES = {"selfie": ("selfie.py", "selfie_segmentation.pt", "selfie_segmentation_landscape.pt"),
+                  "selfie_landscape": ("selfie.py", "selfie_segmentation.pt", "selfie_segmentation_landscape.pt"),
+                  "drivable": ("twinlitenet.py", "twinlitenet_bdd100k.pt")}
+
+
+def builtin_cache_dir() -> Path:
+    """$SEG_PERCEPTION_CACHE, else $XDG_CACHE_HOME/seg_perception, else ~/.cache/seg_perception."""
+    explicit = os.environ.get("SEG_PERCEPTION_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "seg_perception"
+
+
+def builtin_onnx(name: str, cache_dir: Path | None = None) -> Path:
+    """The built-in model `name` as an ONNX file (static 1x3xHxW input, the same output as its
+    torch runtime), exported on first use into `cache_dir` (default builtin_cache_dir()/builtin)
+    under a name keyed on the network's code and weights, so an update re-exports. Exporting
+    imports torch; finding the file does not. Raises ModelLoadError."""
+    canonical = canonical_builtin(name)
+    if canonical is None:
+        raise ModelLoadError(name, f"not a builtin model; builtins are {list(BUILTIN_MODELS)}")
+    folder = (cache_dir or builtin_cache_dir() / "builtin").expanduser()
+    digest = hashlib.sha256(f"opset{BUILTIN_ONNX_OPSET}".encode())
+    package = Path(__file__).resolve().parent.parent / "models"
+    try:
+        for file_name in _NETWORK_FILES[canonical]:
+            digest.update((package / file_name).read_bytes())
+    except OSError as exc:
+        raise ModelLoadError(name, f"the embedded weights could not be read ({_one_line(exc)}); "
+                                   "reinstall seg_perception") from exc
+    path = folder / f"{canonical}-{digest.hexdigest()[:16]}.onnx"
+    if path.is_file() and path.stat().st_size > 0:
+        return path
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelLoadError(name, f"cannot create the cache folder {folder} for its ONNX export "
+                                   f"({_one_line(exc)}); set SEG_PERCEPTION_CACHE to a writable folder") from exc
+    _export_builtin_onnx(name, canonical, path)
+    return path
+
+
+def _export_builtin_onnx(name: str, canonical: str, path: Path) -> None:
+    import torch
+
+    spec = builtin_spec(canonical)
+    try:
+        module = _builtin_module(canonical, torch.device("cpu")).eval()
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(name, f"the embedded weights could not be loaded ({_one_line(exc)}); "
+                                   "reinstall seg_perception") from exc
+    # Unique per process: two nodes starting together each write their own, the rename is atomic.
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer warnings about shapes fixed at this size
+            # dynamo=False: the TorchScript-based exporter, which needs no onnxscript.
+            torch.onnx.export(module, (torch.zeros(1, 3, spec.input_height, spec.input_width),), str(partial),
+                              opset_version=BUILTIN_ONNX_OPSET, input_names=["input"], output_names=["scores"],
+                              dynamo=False)
+        partial.replace(path)
+    except Exception as exc:  # noqa: BLE001 - the exporter and the file system fail in many ways
+        partial.unlink(missing_ok=True)
+        raise ModelLoadError(name, f"exporting it to ONNX at {path} failed: {_one_line(exc)}") from exc
+
+
 def _selfie_input_sizes(name: str) -> dict[str, tuple[int, int]]:
     try:
-        from ..models.selfie import SELFIE_INPUT_SIZES
+        from ..models.facts import SELFIE_INPUT_SIZES
     except ImportError as exc:
         raise ModelLoadError(name, f"the builtin model code is missing from this install ({exc})") from exc
     return SELFIE_INPUT_SIZES

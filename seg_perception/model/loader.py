@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..wire.errors import first_line
-from .base import (CPU, DeviceLike, ModelLoadError, ModelSpec, Runtime, RuntimeUnavailable, check_fp16,
+from .base import (CPU, RUNTIMES, DeviceLike, ModelLoadError, ModelSpec, Runtime, RuntimeUnavailable, check_fp16,
                    cpu_thread_count, resolve_device, torch_device)
-from .builtin import BUILTIN_MODELS, builtin_spec, canonical_builtin, load_builtin
+from .builtin import BUILTIN_MODELS, builtin_onnx, builtin_spec, canonical_builtin, load_builtin
 from .description import find_description, load_description
 
 if TYPE_CHECKING:
@@ -29,20 +29,28 @@ _LOG = logging.getLogger(__name__)
 
 TORCHSCRIPT_SUFFIXES: tuple[str, ...] = (".pt", ".ts", ".torchscript")
 ONNX_SUFFIXES: tuple[str, ...] = (".onnx",)
+OPENVINO_SUFFIXES: tuple[str, ...] = (".xml",)
 # Probabilities computed in fp16 or by a quantized graph are only close to [0, 1] and to sum 1.
 _PROBABILITY_TOLERANCE = 1e-2
 
 
 def load_model(model: str, device: str | DeviceLike = "auto", fp16: bool = False,
                description: str | None = None, validate: bool = True,
-               triton: TritonOptions | None = None, cpu_threads: int = 0) -> Runtime:
-    """`model`: a builtin name (BUILTIN_MODELS), a .pt/.ts/.torchscript/.onnx file with a
+               triton: TritonOptions | None = None, cpu_threads: int = 0, runtime: str = "auto") -> Runtime:
+    """`model`: a builtin name (BUILTIN_MODELS), a .pt/.ts/.torchscript/.onnx/.xml file with a
     description beside it (or at `description`), or triton://HOST:PORT/NAME (a model on a Triton
     server; `triton` says how to reach it). Raises ModelLoadError or DeviceError.
 
     `cpu_threads` (0 = one per core) is the model's intra-op thread count on the CPU, given to
-    torch (before each forward, on the thread that runs it) or ONNX Runtime (its session). An ONNX model on the CPU imports no torch at all."""
+    torch (before each forward, on the thread that runs it), ONNX Runtime (its session) or OpenVINO.
+    An ONNX model on the CPU imports no torch at all, nor does a built-in under onnxruntime or
+    openvino once its ONNX export is in the cache.
+
+    `runtime` (RUNTIMES) chooses what runs the model; auto keeps the choice by file type."""
     threads = cpu_thread_count(cpu_threads)
+    engine = runtime.strip().lower() or "auto"
+    if engine not in RUNTIMES:
+        raise ModelLoadError(model, f"runtime '{runtime}' is not one of {', '.join(RUNTIMES)}")
     name = model.strip()
     if not name:
         raise ModelLoadError(model, f"no model given; use a builtin ({', '.join(BUILTIN_MODELS)}) or a "
@@ -50,17 +58,23 @@ def load_model(model: str, device: str | DeviceLike = "auto", fp16: bool = False
     if description is not None and not description.strip():
         description = None
 
-    runtime: Runtime
+    loaded: Runtime
     from .runtimes.triton import is_triton_model
     if is_triton_model(name):
+        if engine != "auto":
+            raise ModelLoadError(name, f"a triton:// model runs on the server; runtime '{engine}' "
+                                       "applies to local models only (leave it auto)")
         return _load_triton(name, _torch_target(device), fp16, description, validate, triton)
     if canonical_builtin(name) is not None:
         if description is not None:
             raise ModelLoadError(name, "builtin models carry their own description; `description` "
                                        "is only for model files")
-        target = _torch_target(device)
-        runtime = load_builtin(name, target, fp16, cpu_threads=threads)
         source = name
+        if engine in ("auto", "torch"):
+            loaded = load_builtin(name, _torch_target(device), fp16, cpu_threads=threads)
+        else:
+            path = builtin_onnx(name)
+            loaded = _load_exported(path, builtin_spec(name), engine, device, fp16, threads, name)
     else:
         path = _model_file(name)
         source = str(path)
@@ -70,33 +84,55 @@ def load_model(model: str, device: str | DeviceLike = "auto", fp16: bool = False
                                          f"{path.stem}.yaml beside it, or pass its path as `description` "
                                          "(format: docs/models.md)")
         spec = load_description(description_path)
-        if path.suffix.lower() in ONNX_SUFFIXES:
-            try:
-                from .runtimes.onnx import OnnxRuntime, onnx_cuda_available
-            except ImportError as exc:
-                raise ModelLoadError(source, f"ONNX models need onnxruntime, which cannot be imported "
-                                             f"({exc})") from exc
-            requested = str(device).strip().lower()
-            onnx_target: DeviceLike
-            if requested == "cpu" or (requested in ("", "auto") and not onnx_cuda_available()):
-                onnx_target = CPU  # torch stays unimported: nothing on this path needs it
-            else:
-                onnx_target = _torch_target(device)
-            check_fp16(fp16, onnx_target, source)
-            runtime = OnnxRuntime(path, spec, onnx_target, fp16=fp16, cpu_threads=threads)
+        suffix = path.suffix.lower()
+        if suffix in ONNX_SUFFIXES + OPENVINO_SUFFIXES:
+            loaded = _load_exported(path, spec, engine, device, fp16, threads, source)
         else:
+            if engine not in ("auto", "torch"):
+                raise ModelLoadError(source, f"a TorchScript file runs on torch, not '{engine}'; export the "
+                                             "network to ONNX (export_model) to run it there")
             from .runtimes.torchscript import TorchScriptRuntime
             target = _torch_target(device)
             check_fp16(fp16, target, source)
-            runtime = TorchScriptRuntime(path, spec, target, fp16=fp16, cpu_threads=threads)
-
+            loaded = TorchScriptRuntime(path, spec, target, fp16=fp16, cpu_threads=threads)
     if validate:
         try:
-            validate_runtime(runtime, source)
+            validate_runtime(loaded, source)
         except BaseException:
-            runtime.close()
+            loaded.close()
             raise
-    return runtime
+    return loaded
+
+
+def _load_exported(path: Path, spec: ModelSpec, engine: str, device: str | DeviceLike, fp16: bool,
+                   threads: int, source: str) -> Runtime:
+    """An ONNX file or OpenVINO IR on ONNX Runtime or OpenVINO (`engine` auto picks by suffix)."""
+    ir = path.suffix.lower() in OPENVINO_SUFFIXES
+    if engine == "torch":
+        raise ModelLoadError(source, f"runtime 'torch' runs built-ins and TorchScript files, not {path.suffix} "
+                                     "files; use runtime auto, onnxruntime or openvino")
+    if ir and engine == "onnxruntime":
+        raise ModelLoadError(source, "an OpenVINO IR (.xml) runs on OpenVINO only; use runtime auto or openvino")
+    requested = str(device).strip().lower()
+    if engine == "openvino" or ir:
+        if requested not in ("", "auto", "cpu"):
+            raise ModelLoadError(source, f"the openvino runtime runs on the CPU, not on device '{device}'; "
+                                         "set device to auto or cpu, or use runtime onnxruntime")
+        check_fp16(fp16, CPU, source)
+        from .runtimes.openvino import OpenVinoRuntime
+        return OpenVinoRuntime(path, spec, cpu_threads=threads)
+    try:
+        from .runtimes.onnx import OnnxRuntime, onnx_cuda_available
+    except ImportError as exc:
+        raise ModelLoadError(source, f"ONNX models need onnxruntime, which cannot be imported "
+                                     f"({exc})") from exc
+    onnx_target: DeviceLike
+    if requested == "cpu" or (requested in ("", "auto") and not onnx_cuda_available()):
+        onnx_target = CPU  # torch stays unimported: nothing on this path needs it
+    else:
+        onnx_target = _torch_target(device)
+    check_fp16(fp16, onnx_target, source)
+    return OnnxRuntime(path, spec, onnx_target, fp16=fp16, cpu_threads=threads)
 
 
 def _load_triton(name: str, device: torch.device, fp16: bool, description: str | None, validate: bool,
@@ -282,13 +318,13 @@ def _model_file(name: str) -> Path:
     path = Path(name).expanduser()
     source = str(path)
     suffix = path.suffix.lower()
-    if suffix not in TORCHSCRIPT_SUFFIXES + ONNX_SUFFIXES:
+    if suffix not in TORCHSCRIPT_SUFFIXES + ONNX_SUFFIXES + OPENVINO_SUFFIXES:
         if not suffix and not path.exists():
             raise ModelLoadError(name, f"not a builtin model ({', '.join(BUILTIN_MODELS)}) and not a model "
-                                       "file (.pt, .ts, .torchscript or .onnx)")
+                                       "file (.pt, .ts, .torchscript, .onnx or OpenVINO .xml)")
         hint = " (a .pth is usually a weights checkpoint: export TorchScript or ONNX)" if suffix == ".pth" else ""
         raise ModelLoadError(source, f"unsupported model file type '{suffix or path.name}'; use TorchScript "
-                                     f"(.pt, .ts, .torchscript) or ONNX (.onnx){hint}")
+                                     f"(.pt, .ts, .torchscript), ONNX (.onnx) or OpenVINO IR (.xml){hint}")
     if not path.exists():
         raise ModelLoadError(source, "model file not found")
     if not path.is_file():

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .facts import SELFIE_INPUT_SIZES
+
 __all__ = [
     "SELFIE_INPUT_SIZES",
     "SELFIE_WEIGHT_FILES",
@@ -29,8 +31,7 @@ __all__ = [
     "load_selfie",
 ]
 
-#: Network input size per variant, as (width, height) like OpenCV sizes.
-SELFIE_INPUT_SIZES: dict[str, tuple[int, int]] = {"square": (256, 256), "landscape": (256, 144)}
+#: SELFIE_INPUT_SIZES: network input size per variant, as (width, height) like OpenCV sizes (facts.py).
 
 #: Converted weight files per variant, package data beside this module.
 SELFIE_WEIGHT_FILES: dict[str, str] = {

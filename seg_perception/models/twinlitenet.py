@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .facts import DRIVABLE_CLASSES, TWINLITENET_INPUT_SIZE
+
 __all__ = [
     "DRIVABLE_CLASSES",
     "TWINLITENET_INPUT_SIZE",
@@ -40,12 +42,10 @@ __all__ = [
     "load_twinlitenet",
 ]
 
-#: Network input (width, height): BDD100K frames at half resolution, as trained.
-TWINLITENET_INPUT_SIZE: tuple[int, int] = (640, 360)
+#: Network input (width, height): BDD100K frames at half resolution, as trained (in facts.py).
 #: Converted weights, package data beside this module.
 TWINLITENET_WEIGHTS = "twinlitenet_bdd100k.pt"
-#: Label ids of the combined mask: channel order of DrivableScores' output.
-DRIVABLE_CLASSES: tuple[str, ...] = ("background", "drivable_area", "lane_line")
+#: DRIVABLE_CLASSES, label ids of the combined mask: channel order of DrivableScores' output.
 
 _BN_EPS = 1e-3
 _ESP_DILATIONS: tuple[int, ...] = (1, 2, 4, 8, 16)

@@ -41,7 +41,7 @@ class SegmentActor:
     """Made a Ray actor at run time (ray.remote), so importing this module does not import ray."""
 
     def __init__(self, model: str, device: str, description: str | None, options: SegmentationOptions,
-                 keep_frame: bool, review_threshold: float, threads: int) -> None:
+                 keep_frame: bool, review_threshold: float, threads: int, runtime: str = "auto") -> None:
         from ..engine.pipeline import SegmentationPipeline
         from ..model.loader import load_warm
         from .segment import FrameSegmenter
@@ -50,8 +50,8 @@ class SegmentActor:
         # The runtime sets its CPU thread count on whichever thread runs a forward: Ray may run
         # methods on another thread than __init__, where OMP_NUM_THREADS (Ray sets it to the
         # actor's CPUs) would apply otherwise.
-        runtime = load_warm(model, device, 2, description=description, cpu_threads=self.threads)
-        self.pipeline = SegmentationPipeline(runtime)
+        loaded = load_warm(model, device, 2, description=description, cpu_threads=self.threads, runtime=runtime)
+        self.pipeline = SegmentationPipeline(loaded)
         self.segmenter = FrameSegmenter(self.pipeline, options, keep_frame, review_threshold)
 
     def describe(self) -> dict[str, Any]:
@@ -98,7 +98,7 @@ class RayExecutor:
     def __init__(self, address: str, actors: int | None, model: str, device: str, description: str | None,
                  options: SegmentationOptions, keep_frame: bool, review_threshold: float,
                  cpus_per_actor: int = 1, threads: int | None = None,
-                 log: Callable[[str], None] = lambda _: None) -> None:
+                 log: Callable[[str], None] = lambda _: None, runtime: str = "auto") -> None:
         import ray
         import torch
 
@@ -119,7 +119,7 @@ class RayExecutor:
                 "some wait until the cluster grows")
         remote = ray.remote(SegmentActor).options(num_cpus=cpus_per_actor, num_gpus=1 if wants_gpu else 0)
         self.actors: list[Any] = [remote.remote(model, device, description, options, keep_frame, review_threshold,
-                                                threads) for _ in range(actors)]
+                                                threads, runtime) for _ in range(actors)]
         try:
             described = ray.get([a.describe.remote() for a in self.actors])
         except Exception as exc:  # noqa: BLE001 - a model that fails to load fails in every actor

@@ -103,7 +103,7 @@ class SegmentationNode(LifecycleNode):
             processor = self.worker.call(
                 FrameProcessor.load, self.param("model"), self.param("device"), self.param("fp16"),
                 self.param("model_description") or None, self.param("warmup_iterations"), obstacles,
-                triton=self._triton_options(), cpu_threads=self.param("cpu_threads"))
+                triton=self._triton_options(), cpu_threads=self.param("cpu_threads"), runtime=self.param("runtime"))
             try:
                 processor.depth_exclude_classes = excluded
             except ValueError:

@@ -414,6 +414,26 @@ def test_reliable_subscription_to_best_effort_camera_warns_with_the_fix(ros: Any
     assert "BEST_EFFORT" in line
 
 
+def test_openvino_runtime_segments_like_the_default(session: Any) -> None:
+    """runtime:=openvino (optional extra: skipped where openvino is absent) runs the built-in from
+    its ONNX export and gives the same mask as torch on the same photo."""
+    from seg_perception.model.runtimes.openvino import openvino_available
+
+    why = openvino_available()
+    if why is not None:
+        pytest.skip(why)
+    rgb = photo(320, 240)
+    masks = {}
+    for engine in ("torch", "openvino"):
+        s = session({"runtime": engine, "cpu_threads": 1})
+        s.wait_ready()
+        got = s.send_and_wait(image_msg(rgb, 77, 5, frame_id="cam"))
+        assert got["mask"].header.frame_id == "cam" and got["mask"].header.stamp.sec == 77
+        masks[engine] = np.frombuffer(got["mask"].data, np.uint8).reshape(240, 320)
+    assert 0.2 < (masks["torch"] == 1).mean() < 0.8
+    assert float(np.mean(masks["torch"] != masks["openvino"])) < 0.01
+
+
 def test_diagnostics_report_rates_and_counters(ros: Any, session: Any) -> None:
     s = session({"diagnostics_period": 0.5, "max_latency": 30.0})  # OK even on a loaded machine
     s.wait_ready()

@@ -46,6 +46,8 @@ UNDECLARED_EXTRAS = {
     "ray": "segment_offline --ray, imported when asked for",
     "tritonclient": "model: triton://... (no rosdep key; pip install tritonclient[grpc]), imported when such a model loads",
     "pytriton": "serve_triton, run in its own .venv-triton (nvidia-pytriton needs numpy < 2)",
+    "openvino": "runtime:=openvino and int8 export (requirements-openvino.txt; no rosdep key), imported when used",
+    "nncf": "export_model --int8 (requirements-openvino.txt; no rosdep key), imported when asked for",
     "google": "test-only: protobuf, tritonclient's dependency, for the Triton tests (importorskip)",
     "mcap": "test-only: the mcap reader, on --bag-out (test_real_readers, importorskip)",
     "mcap_ros2": "test-only: mcap-ros2-support, decodes --bag-out's CDR from its embedded definitions (importorskip)",

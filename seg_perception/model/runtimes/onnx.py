@@ -20,7 +20,8 @@ import numpy as np
 import onnxruntime as ort
 
 from ...wire.errors import first_line
-from ..base import CPU, RuntimeHealth, DeviceLike, ModelLoadError, ModelSpec, check_fp16, cpu_thread_count, torch_device
+from ..base import (CPU, DeviceLike, ModelLoadError, ModelSpec, RuntimeHealth, check_fp16, check_image_input,
+                    cpu_thread_count, torch_device)
 
 if TYPE_CHECKING:
     import torch
@@ -175,21 +176,7 @@ class OnnxRuntime:
         if model_input.type not in _INPUT_TYPES:
             raise ModelLoadError(source, f"its input '{model_input.name}' has type {model_input.type}; "
                                          "expected float or float16")
-        shape = list(model_input.shape)
-        if len(shape) != 4:
-            raise ModelLoadError(source, f"its input '{model_input.name}' has shape {shape}; expected "
-                                         "4 dimensions (N, 3, height, width)")
-        channels, height, width = (d if isinstance(d, int) else None for d in shape[1:])
-        if channels is not None and channels != 3:
-            hint = " (it looks channels-last, NHWC; export it NCHW)" if shape[3] == 3 else ""
-            raise ModelLoadError(source, f"its input '{model_input.name}' has shape {shape}: {channels} "
-                                         f"channels at dimension 1, expected 3{hint}")
-        want_w, want_h = self.spec.input_size
-        if (height is not None and height != want_h) or (width is not None and width != want_w):
-            raise ModelLoadError(
-                source, f"its input '{model_input.name}' is fixed at {_dim(width)}x{_dim(height)} "
-                        f"(width x height) but the description says {want_w}x{want_h}; make "
-                        "input.width/height match the export")
+        check_image_input(source, model_input.name, model_input.shape, self.spec)
         return model_input
 
     def __call__(self, batch: Any) -> Any:
@@ -253,8 +240,4 @@ class OnnxRuntime:
             import torch
 
             torch.cuda.empty_cache()
-
-
-def _dim(value: int | None) -> str:
-    return "dynamic" if value is None else str(value)
 
