@@ -370,7 +370,7 @@ def test_runtime_parameter_changes_are_validated_and_applied(ros: Any, session: 
 def test_overlay_alpha_weights_the_class_color_in_the_overlay(ros: Any, session: Any) -> None:
     """The effect, not the stored value: alpha 0 republishes the photo, alpha 1 the color mask
     wherever a class is drawn, and 0.8 blends them 1:4 there."""
-    s = session(outputs=("overlay", "color_mask"))
+    s = session(outputs=("mask", "overlay", "color_mask"))
     s.wait_ready()
     rgb = photo(160, 120)
     got = {}
