@@ -143,7 +143,7 @@ def builtin_onnx(name: str, cache_dir: Path | None = None) -> Path:
         for file_name in _NETWORK_FILES[canonical]:
             digest.update((package / file_name).read_bytes())
     except OSError as exc:
-        raise ModelLoadError(name, f"the embedded weights could not be read ({_one_line(exc)}); "
+        raise ModelLoadError(name, f"the embedded weights could not be read ({one_line(exc)}); "
                                    "reinstall seg_perception") from exc
     path = folder / f"{canonical}-{digest.hexdigest()[:16]}.onnx"
     if path.is_file() and path.stat().st_size > 0:
@@ -152,7 +152,7 @@ def builtin_onnx(name: str, cache_dir: Path | None = None) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ModelLoadError(name, f"cannot create the cache folder {folder} for its ONNX export "
-                                   f"({_one_line(exc)}); set SEG_PERCEPTION_CACHE to a writable folder") from exc
+                                   f"({one_line(exc)}); set SEG_PERCEPTION_CACHE to a writable folder") from exc
     _export_builtin_onnx(name, canonical, path)
     return path
 
@@ -164,7 +164,7 @@ def _export_builtin_onnx(name: str, canonical: str, path: Path) -> None:
     try:
         module = _builtin_module(canonical, torch.device("cpu")).eval()
     except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(name, f"the embedded weights could not be loaded ({_one_line(exc)}); "
+        raise ModelLoadError(name, f"the embedded weights could not be loaded ({one_line(exc)}); "
                                    "reinstall seg_perception") from exc
     # Unique per process: two nodes starting together each write their own, the rename is atomic.
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
@@ -178,7 +178,7 @@ def _export_builtin_onnx(name: str, canonical: str, path: Path) -> None:
         partial.replace(path)
     except Exception as exc:  # noqa: BLE001 - the exporter and the file system fail in many ways
         partial.unlink(missing_ok=True)
-        raise ModelLoadError(name, f"exporting it to ONNX at {path} failed: {_one_line(exc)}") from exc
+        raise ModelLoadError(name, f"exporting it to ONNX at {path} failed: {one_line(exc)}") from exc
 
 
 def _selfie_input_sizes(name: str) -> dict[str, tuple[int, int]]:
