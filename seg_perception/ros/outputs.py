@@ -15,7 +15,7 @@ from typing import Any
 
 from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.lifecycle import LifecycleNode
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
 
 from . import qos
 from ..wire import cdr, pointcloud2 as clouds
@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - depends on the installation
     LabelInfo = VisionClass = None
 
 STREAMS = {"mask": Image, "confidence": Image, "color_mask": Image, "overlay": Image, "camera_info": CameraInfo,
-           "points": PointCloud2, "obstacle_points": PointCloud2}
+           "points": PointCloud2, "obstacle_points": PointCloud2, "scan": LaserScan, "ground_points": PointCloud2}
 
 
 class CameraPublishers:
@@ -59,10 +59,12 @@ class CameraPublishers:
             request, confidence=w("confidence", request.confidence),
             color=w("color_mask", request.color), overlay=w("overlay", request.overlay),
             points=use_depth and w("points", request.points),
-            obstacle_points=use_depth and w("obstacle_points", request.obstacle_points))
+            obstacle_points=use_depth and w("obstacle_points", request.obstacle_points),
+            ground=request.ground and (w("scan") or w("ground_points")))
 
     def publish_frame(self, header: Any, out: FrameOutputs) -> None:
-        """Every output of one frame, each with the input's header (clouds: the depth frame_id).
+        """Every output of one frame, each with the input's header (clouds: the depth frame_id; scan
+        and ground points: base_frame).
         `header` is header-like (wire.cdr's or rclpy's)."""
         result, pubs = out.segmentation, self.pubs
         assert result is not None
@@ -73,6 +75,13 @@ class CameraPublishers:
                 pubs[key].publish(cdr.image_bytes(header, array, encoding))
         if out.camera_info is not None:
             pubs["camera_info"].publish(cdr.camera_info_bytes(out.camera_info, header, *result.size))
+        ground = out.ground
+        if ground is not None:
+            ground_header = cdr.header(header.stamp.sec, header.stamp.nanosec, out.ground_frame_id)
+            pubs["scan"].publish(cdr.laser_scan_bytes(ground_header, ground.ranges, ground.angle_min,
+                                                      ground.angle_increment, ground.range_min, ground.range_max))
+            pubs["ground_points"].publish(cdr.pointcloud2_bytes(ground_header, clouds.xyz_cloud_array(ground.points),
+                                                                clouds.XYZ_FIELDS))
         cloud_header = cdr.header(header.stamp.sec, header.stamp.nanosec, out.cloud_frame_id)
         for key, cloud, fields in (("points", out.labelled_cloud, clouds.LABELLED_FIELDS),
                                    ("obstacle_points", out.obstacle_cloud, clouds.XYZ_FIELDS)):
