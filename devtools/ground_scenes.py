@@ -124,6 +124,32 @@ class Scene:
         return float(1.0 / pixel_per_metre)
 
 
+def scan_errors(scene: Scene, ranges: np.ndarray, angle_min: float, angle_increment: float,
+                max_range: float) -> tuple[int, float]:
+    """Check a scan (any source: the core function, a LaserScan from the node) against the scene:
+    every bin whose bearing has a finite true range must be within 2 % of it or one pixel's ground
+    footprint, whichever is larger. Bins next to a silhouette edge (where the truth jumps between
+    neighbouring bins, so a bin holds both sides) and bins no column fell into (NaN) are left out.
+    Returns (bins checked, worst relative error); raises AssertionError naming the first bad bin."""
+    bearings = angle_min + np.arange(len(ranges)) * angle_increment
+    truth = np.array([scene.true_range(b) for b in bearings])
+    checked, worst = 0, 0.0
+    for i in range(2, len(truth) - 2):
+        near = truth[i - 2:i + 3]
+        if not np.isfinite(near).all() or near.max() > 1.05 * near.min() or truth[i] > 0.95 * max_range:
+            continue
+        got = float(ranges[i])
+        if np.isnan(got):
+            continue
+        tolerance = max(0.02 * truth[i], scene.footprint(bearings[i], truth[i]))
+        assert abs(got - truth[i]) <= tolerance, (
+            f"bin {i} (bearing {np.degrees(bearings[i]):.2f} deg): {got} m, truth {truth[i]:.4f} m, "
+            f"tolerance {tolerance:.4f} m")
+        worst = max(worst, abs(got - truth[i]) / truth[i])
+        checked += 1
+    return checked, worst
+
+
 def _slab_hit(origin: np.ndarray, rays: np.ndarray, box: Box) -> np.ndarray:
     """Ray parameter of the first hit of each ray with an axis-aligned box (inf: none)."""
     low = np.array([box.x0, box.y0, 0.0])

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from devtools.ground_scenes import FREE, OBSTACLE, SKY, Box, Scene, look, pinhole
+from devtools.ground_scenes import FREE, OBSTACLE, SKY, Box, Scene, look, pinhole, scan_errors
 from seg_perception.engine.ground import CameraPose, GroundError, GroundScan, Lens, contact_rows, project_ground
 from seg_perception.wire.calibration import Intrinsics
 
@@ -24,26 +24,10 @@ def scan_of(scene: Scene, max_range: float = 10.0, labels: np.ndarray | None = N
 
 
 def check_accuracy(scene: Scene, max_range: float = 10.0, min_checked: int = 20,
-                   labels: np.ndarray | None = None) -> dict[str, float]:
-    """Compare each bin with the truth on its bearing; bins next to a silhouette edge (where the
-    truth jumps between neighbouring bins) are left out, since a bin there holds both sides."""
+                   labels: np.ndarray | None = None) -> None:
     scan = scan_of(scene, max_range, labels)
-    bearings = scan.angle_min + np.arange(len(scan.ranges)) * scan.angle_increment
-    truth = np.array([scene.true_range(b) for b in bearings])
-    checked, worst = 0, 0.0
-    for i in range(2, len(truth) - 2):
-        near = truth[i - 2:i + 3]
-        if not np.isfinite(near).all() or near.max() > 1.05 * near.min() or truth[i] > 0.95 * max_range:
-            continue
-        got = float(scan.ranges[i])
-        if not np.isfinite(got):
-            continue  # no column in this bin (a coarse image): NaN, checked elsewhere
-        tolerance = max(0.02 * truth[i], scene.footprint(bearings[i], truth[i]))
-        assert abs(got - truth[i]) <= tolerance, (i, bearings[i], got, truth[i], tolerance)
-        worst = max(worst, abs(got - truth[i]) / truth[i])
-        checked += 1
+    checked, _ = scan_errors(scene, scan.ranges, scan.angle_min, scan.angle_increment, max_range)
     assert checked >= min_checked, f"only {checked} bins checked"
-    return {"checked": checked, "worst_relative": worst}
 
 
 def wall_scene(**pose_args: float) -> Scene:
