@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -124,16 +124,26 @@ class Scene:
         return float(1.0 / pixel_per_metre)
 
 
+class ScanErrors(NamedTuple):
+    checked: int
+    """Bins compared with the truth."""
+    worst_relative: float
+    median_relative: float
+    worst_footprints: float
+    """The largest error in units of the pixel's ground footprint there."""
+
+
 def scan_errors(scene: Scene, ranges: np.ndarray, angle_min: float, angle_increment: float,
-                max_range: float) -> tuple[int, float]:
+                max_range: float) -> ScanErrors:
     """Check a scan (any source: the core function, a LaserScan from the node) against the scene:
     every bin whose bearing has a finite true range must be within 2 % of it or one pixel's ground
     footprint, whichever is larger. Bins next to a silhouette edge (where the truth jumps between
     neighbouring bins, so a bin holds both sides) and bins no column fell into (NaN) are left out.
-    Returns (bins checked, worst relative error); raises AssertionError naming the first bad bin."""
+    Raises AssertionError naming the first bad bin."""
     bearings = angle_min + np.arange(len(ranges)) * angle_increment
     truth = np.array([scene.true_range(b) for b in bearings])
-    checked, worst = 0, 0.0
+    relative: list[float] = []
+    footprints: list[float] = []
     for i in range(2, len(truth) - 2):
         near = truth[i - 2:i + 3]
         if not np.isfinite(near).all() or near.max() > 1.05 * near.min() or truth[i] > 0.95 * max_range:
@@ -141,13 +151,16 @@ def scan_errors(scene: Scene, ranges: np.ndarray, angle_min: float, angle_increm
         got = float(ranges[i])
         if np.isnan(got):
             continue
-        tolerance = max(0.02 * truth[i], scene.footprint(bearings[i], truth[i]))
+        footprint = scene.footprint(bearings[i], truth[i])
+        tolerance = max(0.02 * truth[i], footprint)
         assert abs(got - truth[i]) <= tolerance, (
             f"bin {i} (bearing {np.degrees(bearings[i]):.2f} deg): {got} m, truth {truth[i]:.4f} m, "
             f"tolerance {tolerance:.4f} m")
-        worst = max(worst, abs(got - truth[i]) / truth[i])
-        checked += 1
-    return checked, worst
+        relative.append(abs(got - truth[i]) / truth[i])
+        footprints.append(abs(got - truth[i]) / footprint)
+    if not relative:
+        return ScanErrors(0, 0.0, 0.0, 0.0)
+    return ScanErrors(len(relative), max(relative), float(np.median(relative)), max(footprints))
 
 
 def _slab_hit(origin: np.ndarray, rays: np.ndarray, box: Box) -> np.ndarray:

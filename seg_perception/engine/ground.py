@@ -23,6 +23,7 @@ Conventions:
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,8 +41,8 @@ DISTORTION_MODELS = ("plumb_bob", "rational_polynomial", "equidistant")
 """The CameraInfo distortion models undistorted here (the three image_geometry supports)."""
 _OPENCV_D_LENGTHS = (4, 5, 8, 12, 14)
 # Undistortion is a fixed-point iteration: OpenCV's default of 5 steps leaves pixels of error at
-# the corners of a wide lens; these converge to well under a thousandth of a pixel.
-_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-12)
+# the corners of a wide lens. These stop once the point reprojects within 1e-6 px.
+_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-6)
 _MIN_DOWN = 1e-9
 """A ray whose downward component is below this is at the horizon: it never meets the ground."""
 
@@ -197,9 +198,11 @@ def _reach(lens: Lens, pose: CameraPose, u: np.ndarray, v: np.ndarray,
     return ranges, np.where((ranges <= max_range)[:, np.newaxis], hits, far)
 
 
+@functools.lru_cache(maxsize=8)
 def _bearing_window(lens: Lens, pose: CameraPose, max_range: float) -> tuple[float, float]:
     """The bearings (rad, unwrapped around the optical axis) the image can report on: those of
-    its border pixels, whose ground footprint bounds every other pixel's."""
+    its border pixels, whose ground footprint bounds every other pixel's. Cached: the lens and the
+    pose rarely change between frames."""
     w, h = lens.intrinsics.width, lens.intrinsics.height
     us = np.arange(-0.5, w, 1.0)
     vs = np.arange(-0.5, h, 1.0)

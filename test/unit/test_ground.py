@@ -26,7 +26,7 @@ def scan_of(scene: Scene, max_range: float = 10.0, labels: np.ndarray | None = N
 def check_accuracy(scene: Scene, max_range: float = 10.0, min_checked: int = 20,
                    labels: np.ndarray | None = None) -> None:
     scan = scan_of(scene, max_range, labels)
-    checked, _ = scan_errors(scene, scan.ranges, scan.angle_min, scan.angle_increment, max_range)
+    checked = scan_errors(scene, scan.ranges, scan.angle_min, scan.angle_increment, max_range).checked
     assert checked >= min_checked, f"only {checked} bins checked"
 
 
