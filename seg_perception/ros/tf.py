@@ -44,6 +44,10 @@ class CameraPoses:
             self._listener = tf2_ros.TransformListener(self._buffer, self._node, spin_thread=False)
         elif not on and self._listener is not None:
             self._listener.unregister()
+            # The Buffer made a tf2_frames service on the node and a clock jump callback: both go
+            # with it, so listening again (a parameter toggled) never stacks a second service.
+            self._node.destroy_service(self._buffer.srv)
+            self._buffer.jump_handle.unregister()
             self._listener = None
             self._buffer = None
 

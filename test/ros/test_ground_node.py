@@ -211,3 +211,24 @@ def test_scan_from_tf_at_the_frame_stamp(ros: Any, seg_node: Any, ground_model: 
     stamp, scan, points = camera.next_scan("a scan once the transform is known")
     check_scan(scene, scan, stamp, "base_link")
     check_points(scene, points, stamp, "base_link")
+
+
+def test_tf_listening_toggles_without_leaking(ros: Any) -> None:
+    """Ground projection switched on and off at run time: TF is subscribed only while on, and the
+    Buffer's tf2_frames service never stacks up."""
+    pytest.importorskip("tf2_ros", reason="tf2_ros is not installed: scripts/setup_upstream.sh builds it")
+    from seg_perception.ros.tf import CameraPoses
+
+    node = rclpy.create_node(f"tf_toggle_{id(ros)}")
+    try:
+        poses = CameraPoses(node)
+        for _ in range(3):
+            poses.listen(True)
+            poses.listen(True)  # idempotent
+            assert {s.topic_name for s in node.subscriptions} == {"/tf", "/tf_static"}
+            poses.listen(False)
+            assert not list(node.subscriptions)
+        poses.listen(True)
+        assert sum("tf2_frames" in s.srv_name for s in node.services) == 1
+    finally:
+        node.destroy_node()
