@@ -2,7 +2,7 @@
 
 `node` (the lifecycle node: wiring only), `worker` (the engine thread), `cameras` (per-camera
 subscriptions and slots), `outputs` (publishers and the per-frame CDR messages), `parameters`,
-`qos`, `diagnostics`, `bond`. Every decision lives in `live`/`engine`; this package turns
+`qos`, `diagnostics`, `bond`, `tf` (camera poses for ground projection: the parameter or TF). Every decision lives in `live`/`engine`; this package turns
 messages into their calls and their results into messages.
 
 May import: rclpy and message packages, `wire`, `model`, `engine`, `live`. Never `offline`,
