@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent: the real upstream ROS 2 packages that a stock ROS install gets from apt but no pip
 # registry has, from ../shared/upstream (see its README), into the test environment:
-#   - interfaces bond, smclib, composition_interfaces, vision_msgs: colcon build into
+#   - interfaces bond, smclib, composition_interfaces, vision_msgs, and tf2 (C++ core), tf2_msgs,
+#     tf2_py, tf2_ros_py (ground projection looks up camera poses with tf2_ros): colcon build into
 #     build/upstream/install (scripts/env.sh puts it on the paths when present);
 #   - pure Python launch, launch_xml, launch_yaml, launch_testing, launch_ros,
 #     launch_testing_ros, bondpy: pip install --no-deps into .venv (their pip dependencies,
@@ -19,7 +20,8 @@ if [ ! -d "$upstream/launch" ]; then
   echo "[setup-upstream] $upstream not found: nothing to build (the tests use an installed ROS or skip)"
   exit 0
 fi
-interfaces=(bond_core/bond bond_core/smclib rcl_interfaces/composition_interfaces vision_msgs/vision_msgs)
+interfaces=(bond_core/bond bond_core/smclib rcl_interfaces/composition_interfaces vision_msgs/vision_msgs
+            geometry2/tf2 geometry2/tf2_msgs geometry2/tf2_py geometry2/tf2_ros_py)
 python_pkgs=(launch/launch launch/launch_xml launch/launch_yaml launch/launch_testing
              launch_ros/launch_ros launch_ros/launch_testing_ros bond_core/bondpy)
 
@@ -33,7 +35,7 @@ if [ "$(cat "$out/.stamp" 2>/dev/null)" = "$want" ] && [ -d "$out/install" ] && 
    && [ -d "$site/bondpy" ]; then
   exit 0
 fi
-echo "[setup-upstream] building bond, smclib, composition_interfaces, vision_msgs; installing launch, launch_ros, bondpy (~1 min)"
+echo "[setup-upstream] building bond, smclib, composition_interfaces, vision_msgs, tf2, tf2_msgs, tf2_py, tf2_ros_py; installing launch, launch_ros, bondpy (~2 min)"
 rm -rf "$out"
 mkdir -p "$out/src"
 # pip builds in the source tree (build/, *.egg-info): give it a writable copy under build/.
@@ -57,4 +59,4 @@ paths=("${interfaces[@]/#/$upstream/}")
   --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF >"$out/colcon-build.out" 2>&1 || {
   tail -50 "$out/colcon-build.out"; echo "[setup-upstream] colcon build failed" >&2; exit 1; }
 echo "$want" > "$out/.stamp"
-echo "[setup-upstream] ready: build/upstream/install + launch, launch_ros, bondpy in .venv"
+echo "[setup-upstream] ready: build/upstream/install (+ tf2_ros) + launch, launch_ros, bondpy in .venv"

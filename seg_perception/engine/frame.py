@@ -14,6 +14,7 @@ The node, the benchmarks and the profiler all drive this class; tests drive it w
 from __future__ import annotations
 
 import enum
+import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import numpy as np
 
 from ..wire import pointcloud2 as clouds
 from . import depth_filter, projection
+from .ground import CameraPose, GroundError, GroundScan, Lens, project_ground
 from ..wire.calibration import CalibrationError, intrinsics_from_camera_info
 from ..wire.images import (DEFAULT_IMAGE_LIMITS, ImageFormatError, ImageLimits, compressed_to_rgb, depth_meters,
                           depth_pixels, image_to_rgb)
@@ -75,6 +77,10 @@ class FrameRequest:
     """Weight of the past in the per-camera average of class probabilities; 0 = off."""
     limits: ImageLimits = DEFAULT_IMAGE_LIMITS
     """The largest color or depth image decoded (parameter max_image_pixels)."""
+    ground: bool = False
+    """Ground projection (the scan and the ground points), from the color camera_info and a pose."""
+    ground_max_range: float = 10.0
+    scan_angle_increment: float = math.radians(0.5)
 
     @property
     def clouds(self) -> bool:
@@ -108,6 +114,8 @@ class FrameStatus:
     """The detail of a depth problem, for the log."""
     camera_info_error: str = ""
     """Why the color camera_info given with the frame is unusable (then it is not republished)."""
+    ground_error: str = ""
+    """Why ground projection was wanted but made nothing for this frame."""
 
 
 @dataclass
@@ -127,6 +135,9 @@ class FrameOutputs:
     camera_info: Any | None = None
     """The frame's color camera_info once checked against the image; None when none was given or
     it is unusable (`status.camera_info_error` says why)."""
+    ground: GroundScan | None = None
+    """Ground contacts (scan + points) in `ground_frame_id`, stamped as the color frame."""
+    ground_frame_id: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -195,12 +206,12 @@ class FrameProcessor:
     @classmethod
     def load(cls, model: str, device: str = "auto", fp16: bool = False, description: str | None = None,
              warmup_iterations: int = 3, obstacles: list[str] | None = None,
-             reuse_buffers: bool = True, triton: TritonOptions | None = None,
+             free: list[str] | None = None, reuse_buffers: bool = True, triton: TritonOptions | None = None,
              cpu_threads: int = 0, runtime: str = "auto") -> FrameProcessor:
-        """Load and warm up a model (call on the thread that will run it). `obstacles` None keeps
-        the model's own obstacle classes; `cpu_threads` (0 = one per core) is the model's thread
-        count on the CPU; `runtime` (model.base.RUNTIMES) what runs it. Raises ModelLoadError,
-        DeviceError or ValueError."""
+        """Load and warm up a model (call on the thread that will run it). `obstacles` (`free`)
+        None keeps the model's own obstacle (free ground) classes; `cpu_threads` (0 = one per core)
+        is the model's thread count on the CPU; `runtime` (model.base.RUNTIMES) what runs it.
+        Raises ModelLoadError, DeviceError or ValueError."""
         loaded = load_warm(model, device, warmup_iterations, fp16=fp16, description=description, triton=triton,
                            cpu_threads=cpu_threads, runtime=runtime)
         try:
@@ -210,6 +221,11 @@ class FrameProcessor:
                 if unknown:
                     raise ValueError(f"obstacle_classes {unknown} are not classes of the model {class_map.names}")
                 class_map = class_map.with_obstacles(obstacles)
+            if free is not None:
+                unknown = [c for c in free if c not in class_map.names]
+                if unknown:
+                    raise ValueError(f"free_classes {unknown} are not classes of the model {class_map.names}")
+                class_map = class_map.with_free(free)
         except BaseException:
             loaded.close()
             raise
@@ -262,6 +278,38 @@ class FrameProcessor:
         t0 = time.perf_counter()
         self._depth_outputs(out, request, depth)
         out.timings_ms["clouds"] = (time.perf_counter() - t0) * 1e3
+
+    def add_ground(self, out: FrameOutputs, request: FrameRequest, pose: CameraPose | None, base_frame: str,
+                   pose_error: str = "") -> None:
+        """The ground contacts of a segmented frame, through its checked color camera_info, with
+        `pose` the pose of its optical frame in `base_frame` (None: `pose_error` says why there is
+        none). A problem leaves `out.ground` None and says why in `status.ground_error`."""
+        if out.segmentation is None or not request.ground:
+            return
+        t0 = time.perf_counter()
+        try:
+            out.ground = self._ground(out, request, pose, pose_error)
+            out.ground_frame_id = base_frame
+        except GroundError as exc:
+            out.status.ground_error = str(exc)
+        out.timings_ms["ground"] = (time.perf_counter() - t0) * 1e3
+
+    def _ground(self, out: FrameOutputs, request: FrameRequest, pose: CameraPose | None,
+                pose_error: str) -> GroundScan:
+        result = out.segmentation
+        assert result is not None
+        if out.camera_info is None:
+            raise GroundError(out.status.camera_info_error or "no camera_info has arrived: cannot project the ground")
+        if pose is None:
+            raise GroundError(pose_error or "no camera pose")
+        free = self.class_map.free_lut()
+        if not free.any():
+            raise GroundError(f"no free (drivable) classes: set free_classes to some of {self.class_map.names}")
+        labels = result.labels
+        placement = result.placement
+        lens = Lens.from_camera_info(out.camera_info, placement.src_w, placement.src_h, labels.shape[1],
+                                     labels.shape[0])
+        return project_ground(labels, free, lens, pose, request.scan_angle_increment, request.ground_max_range)
 
     def _depth_outputs(self, out: FrameOutputs, request: FrameRequest, frame: DepthFrame | None) -> None:
         status = out.status

@@ -5,6 +5,7 @@ the README are checked against this table by tests, so there is one home for eac
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from ..wire.images import DEFAULT_MAX_IMAGE_PIXELS
 from ..engine.geometry import parse_output_size
 from ..model.base import RUNTIMES
+from ..engine.ground import CameraPose, GroundError
 
 MIN_VOXEL_SIZE = 0.001
 """Finest obstacle voxel grid (m). Finer is no filter at all for a depth camera, and voxel
@@ -34,7 +36,10 @@ class ParamDef:
     max: float | None = None
     choices: tuple[str, ...] = ()
     model_default: bool = False
-    """String array that is unset by default and then takes its value from the model."""
+    """Array that is unset by default and then takes its value from elsewhere: the model (class
+    lists), TF (camera_pose)."""
+    array_type: str = "string"
+    """The element type of a declared-unset array: string or double."""
     unset_is_empty: bool = False
     """String array declared without a value, read as empty while unset (a parameters file cannot
     spell an empty array, and rclpy cannot type one)."""
@@ -143,6 +148,21 @@ PARAMS: tuple[ParamDef, ...] = (
     ParamDef("web_timeout", 10.0, "Live view: seconds a client may take to send its request, and one "
              "write to a stream may wait before a client that stopped reading is disconnected.",
              stage="configure", min=0.5, max=300.0),
+    # ground projection (camera-only obstacles)
+    ParamDef("ground_projection", False, "Project each image column's first non-free pixel from the bottom onto "
+             "the ground plane z = 0 of base_frame: publish segmentation/scan (LaserScan) and "
+             "segmentation/ground_points. Needs camera_info and the camera's pose (TF or camera_pose)."),
+    ParamDef("base_frame", "base_link", "Frame whose z = 0 plane is the ground, and the frame_id of "
+             "segmentation/scan and segmentation/ground_points."),
+    ParamDef("camera_pose", [], "[x, y, z, qx, qy, qz, qw]: pose of the image's frame (the optical frame, "
+             "header.frame_id) in base_frame; unset = looked up in TF at each frame's stamp.",
+             model_default=True, array_type="double"),
+    ParamDef("free_classes", [], "Classes that are drivable ground for ground projection; unset = the "
+             "model's free classes (drivable: drivable_area, lane_line).", model_default=True),
+    ParamDef("scan_angle_increment", math.radians(0.5), "Bearing step (rad) of segmentation/scan.",
+             min=0.0001, max=0.5),
+    ParamDef("ground_max_range", 10.0, "Range (m) of segmentation/scan: free ground reaching it reads +inf, "
+             "contacts beyond it are dropped.", min=0.1, max=1000.0),
     # operation
     ParamDef("autostart", True, "Configure and activate at start. false: wait for a lifecycle manager.",
              stage="startup"),
@@ -207,10 +227,17 @@ def validate(values: dict[str, Any], class_names: list[str] | None = None) -> st
                         f"max_image_pixels ({limit})")
         if name == "voxel_size" and 0.0 < value < MIN_VOXEL_SIZE:
             return f"voxel_size must be 0 (off) or at least {MIN_VOXEL_SIZE} m, got {value}"
-        if name in ("obstacle_classes", "depth_exclude_classes") and class_names is not None:
+        if name in ("obstacle_classes", "depth_exclude_classes", "free_classes") and class_names is not None:
             unknown = [c for c in value if c not in class_names]
             if unknown:
                 return f"{name} {unknown} are not classes of the model {class_names}"
+        if name == "camera_pose" and value:
+            try:
+                CameraPose.from_xyz_quaternion(list(value))
+            except GroundError as exc:
+                return f"camera_pose: {exc}"
+        if name == "base_frame" and not str(value).strip("/"):
+            return "base_frame must name a frame"
     if "min_range" in values and "max_range" in values and values["min_range"] >= values["max_range"]:
         return f"min_range ({values['min_range']}) must be below max_range ({values['max_range']})"
     return None

@@ -90,6 +90,12 @@ class Snapshot:
     camera_info_rejected: int = 0
     camera_info_problem: str = ""
     """Set while the newest CameraInfo of some topic is unusable (names the topic)."""
+    scans_out: int = 0
+    """Frames whose ground projection was published (segmentation/scan)."""
+    ground_failed: int = 0
+    ground_problems_since_scan: int = 0
+    ground_error: str = ""
+    """The last reason a frame had no ground projection (no calibration, no pose, ...)."""
     stages_ms: dict[str, float] = field(default_factory=dict)
     """Mean ms of each stage of a frame's way through the node (wait, read, decode, ..., publish)."""
 
@@ -119,6 +125,8 @@ class NodeStats:
         self._last_rejection = ""
         self._clock_problem = ""
         self._camera_info_problems: dict[str, str] = {}
+        self.scans_out = self.ground_failed = self._ground_problems_since_scan = 0
+        self._ground_error = ""
 
     def frame_received(self, dropped_previous: bool) -> None:
         with self._lock:
@@ -171,6 +179,17 @@ class NodeStats:
             self._depth_problems_since_cloud += 1
             self._depth_error = detail or problem
 
+    def ground_result(self, problem: str | None) -> None:
+        """One frame's ground projection: None (published) or why there is none (bounded text)."""
+        with self._lock:
+            if problem is None:
+                self.scans_out += 1
+                self._ground_problems_since_scan = 0
+                return
+            self.ground_failed += 1
+            self._ground_problems_since_scan += 1
+            self._ground_error = problem
+
     def frame_done(self, inference_ms: float, pipeline_ms: float, latency_ms: float | None,
                    stages_ms: Mapping[str, float] | None = None) -> None:
         """A frame was segmented; `latency_ms` is now - stamp (None for an unstamped frame);
@@ -217,7 +236,8 @@ class NodeStats:
                 failed_rate=self._failed.rate(), dropped_rate=self._dropped.rate(),
                 last_rejection=self._last_rejection, clock_problems=self.clock_problems,
                 clock_problem=self._clock_problem, camera_info_rejected=self.camera_info_rejected,
-                camera_info_problem=camera,
+                camera_info_problem=camera, scans_out=self.scans_out, ground_failed=self.ground_failed,
+                ground_problems_since_scan=self._ground_problems_since_scan, ground_error=self._ground_error,
                 stages_ms={name: float(np.mean(values)) for name, values in self._stages.items()})
 
 
@@ -259,6 +279,15 @@ def depth_verdict(snap: Snapshot) -> tuple[int, str]:
 
 FRAME_COUNTERS = ("frames_in", "frames_out", "dropped_frames", "rejected_inputs", "errors")
 """The frame counters of the segmentation status (diagnostics key = counter), for its readers."""
+
+
+def ground_verdict(snap: Snapshot) -> tuple[int, str]:
+    """Level and message of ground projection: WARN while the latest frames had none."""
+    if snap.ground_problems_since_scan:
+        return WARN, f"no scan for the last {snap.ground_problems_since_scan} frames: {snap.ground_error}"
+    if snap.scans_out == 0:
+        return OK, "no scan requested yet"
+    return OK, f"{snap.scans_out} scans published"
 
 
 def key_values(snap: Snapshot, device: str, model: str) -> list[tuple[str, str]]:

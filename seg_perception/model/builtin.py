@@ -35,6 +35,7 @@ _DRIVABLE_COLORS: dict[str, tuple[tuple[int, int, int], bool]] = {
     "drivable_area": ((0, 200, 80), False),
     "lane_line": ((255, 200, 0), False),
 }
+_DRIVABLE_FREE = ("drivable_area", "lane_line")
 
 
 def canonical_builtin(name: str) -> str | None:
@@ -67,7 +68,9 @@ def _drivable_spec(name: str) -> ModelSpec:
         from ..models.facts import DRIVABLE_CLASSES, TWINLITENET_INPUT_SIZE
     except ImportError as exc:
         raise ModelLoadError(name, f"the builtin model code is missing from this install ({exc})") from exc
-    classes = ClassMap(tuple(ClassInfo(i, label, *_DRIVABLE_COLORS[label])
+    # Free ground for ground projection: the drivable area and the lane lines painted on it (flat
+    # paint at z = 0; were they not free, every lane line would read as the foot of an obstacle).
+    classes = ClassMap(tuple(ClassInfo(i, label, *_DRIVABLE_COLORS[label], free=label in _DRIVABLE_FREE)
                              for i, label in enumerate(DRIVABLE_CLASSES)), DRIVABLE_MODEL_NAME)
     width, height = TWINLITENET_INPUT_SIZE
     # As trained and as the authors run it: the frame stretched to 640x360, RGB / 255, no

@@ -38,7 +38,7 @@ FORMAT_VERSION = 1
 """The description format this package reads; `version` absent means 1 (files written before it)."""
 INPUT_KEYS: tuple[str, ...] = ("width", "height", "color_order", "scale", "mean", "std", "resize",
                                "pad_value")
-CLASS_KEYS: tuple[str, ...] = ("name", "color", "obstacle", "id")
+CLASS_KEYS: tuple[str, ...] = ("name", "color", "obstacle", "free", "id")
 DESCRIPTION_SUFFIXES: tuple[str, ...] = (".yaml", ".yml")
 # Stripped from a description's file name to get the default model name ("deeplab.onnx.yaml").
 _MODEL_SUFFIXES: tuple[str, ...] = (".onnx", ".pt", ".ts", ".torchscript")
@@ -210,6 +210,8 @@ class _Checker:
                     self.color(entry["color"], f"{where}.color")
                 if "obstacle" in entry and not isinstance(entry["obstacle"], bool):
                     self.fail(f"{where}.obstacle", f"must be true or false, got {entry['obstacle']!r}")
+                if "free" in entry and not isinstance(entry["free"], bool):
+                    self.fail(f"{where}.free", f"must be true or false, got {entry['free']!r}")
                 if "id" in entry:
                     self.integer(entry["id"], f"{where}.id", 0, UNLABELED - 1)
             else:

@@ -50,6 +50,8 @@ class ClassInfo:
     name: str
     color: tuple[int, int, int]
     obstacle: bool = False
+    free: bool = False
+    """Drivable ground: ground projection walks up each image column over these pixels."""
 
     def message_fields(self) -> dict[str, Any]:
         """The fields of a seg_perception/msg/ClassInfo holding this class."""
@@ -115,7 +117,7 @@ class ClassMap:
                 continue
             if not isinstance(entry, Mapping) or "name" not in entry:
                 raise ClassMapError(f"class entry {index} must be a name or a mapping with 'name', got {entry!r}")
-            unknown = set(entry) - {"name", "color", "obstacle", "id"}
+            unknown = set(entry) - {"name", "color", "obstacle", "free", "id"}
             if unknown:
                 raise ClassMapError(f"class '{entry['name']}': unknown keys {sorted(unknown)}")
             class_id = int(entry.get("id", index))
@@ -124,7 +126,10 @@ class ClassMap:
             if not isinstance(obstacle, (bool, np.bool_)):
                 # bool("false") is True: a quoted YAML value would silently mark an obstacle.
                 raise ClassMapError(f"class '{entry['name']}': obstacle must be true or false, got {obstacle!r}")
-            infos.append(ClassInfo(class_id, str(entry["name"]), color, bool(obstacle)))
+            free = entry.get("free", False)
+            if not isinstance(free, (bool, np.bool_)):
+                raise ClassMapError(f"class '{entry['name']}': free must be true or false, got {free!r}")
+            infos.append(ClassInfo(class_id, str(entry["name"]), color, bool(obstacle), bool(free)))
         return cls(tuple(infos), model_name)
 
     def with_obstacles(self, names: Iterable[str]) -> ClassMap:
@@ -135,6 +140,14 @@ class ClassMap:
             raise ClassMapError(f"unknown obstacle classes {sorted(unknown)}; classes are {self.names}")
         return replace(self, classes=tuple(replace(c, obstacle=c.name in wanted) for c in self.classes))
 
+    def with_free(self, names: Iterable[str]) -> ClassMap:
+        """The same classes with exactly `names` flagged as free (drivable) ground."""
+        wanted = set(names)
+        unknown = wanted - set(self._by_name)
+        if unknown:
+            raise ClassMapError(f"unknown free classes {sorted(unknown)}; classes are {self.names}")
+        return replace(self, classes=tuple(replace(c, free=c.name in wanted) for c in self.classes))
+
     # queries --------------------------------------------------------------------------------
 
     @property
@@ -144,6 +157,10 @@ class ClassMap:
     @property
     def obstacle_names(self) -> list[str]:
         return [c.name for c in self.classes if c.obstacle]
+
+    @property
+    def free_names(self) -> list[str]:
+        return [c.name for c in self.classes if c.free]
 
     @property
     def num_outputs(self) -> int:
@@ -168,6 +185,13 @@ class ClassMap:
         lut = np.zeros(256, bool)
         for c in self.classes:
             lut[c.id] = c.obstacle
+        return lut
+
+    def free_lut(self) -> np.ndarray:
+        """(256,) bool: mask value -> is free ground. Unlabeled (255) never is."""
+        lut = np.zeros(256, bool)
+        for c in self.classes:
+            lut[c.id] = c.free
         return lut
 
     def class_shares(self, labels: np.ndarray) -> dict[str, float]:

@@ -38,6 +38,7 @@ class NodeState:
     """The remote model's connection (triton://); None for a local model."""
     cameras: list[tuple[str, CameraCounters]] = field(default_factory=list)
     """Per-camera counters when the node serves named cameras."""
+    ground_projection: bool = False
 
 
 def node_state(node: SegmentationNode) -> NodeState:
@@ -52,7 +53,8 @@ def node_state(node: SegmentationNode) -> NodeState:
         device=node.device_text, model=model, use_depth=node.param("use_depth"),
         input_timeout=node.param("input_timeout"), max_latency=node.param("max_latency"),
         inference_server=runtime_health(processor.pipeline.runtime) if processor else None,
-        cameras=[(c.label, c.counters) for c in cameras.values()] if len(cameras) > 1 or "" not in cameras else [])
+        cameras=[(c.label, c.counters) for c in cameras.values()] if len(cameras) > 1 or "" not in cameras else [],
+        ground_projection=node.param("ground_projection"))
 
 
 def _status(name: str, hardware_id: str, level: int, message: str,
@@ -86,6 +88,10 @@ def build(snap: stats.Snapshot, state: NodeState, stamp: object) -> DiagnosticAr
             ("clouds_out", str(snap.clouds_out)), ("depth_unpaired", str(snap.depth_unpaired)),
             ("depth_rejected", str(snap.depth_rejected)),
             ("depth_calibration_errors", str(snap.depth_calibration))]))
+    if state.ground_projection and state.active:
+        ground_level, ground_message = stats.ground_verdict(snap)
+        array.status.append(_status(f"{state.node_name}: ground", state.hardware_id, ground_level, ground_message, [
+            ("scans_out", str(snap.scans_out)), ("ground_failed", str(snap.ground_failed))]))
     return array
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
@@ -54,7 +55,11 @@ class SegmentationNode(LifecycleNode):
         self._diag_timer = self.create_timer(self.param("diagnostics_period"), self._publish_diagnostics)
 
     def param(self, name: str) -> Any:
-        return self.get_parameter(name).value
+        """The parameter's value; None for an array left unset (see params.ParamDef.model_default)."""
+        try:
+            return self.get_parameter(name).value
+        except ParameterUninitializedException:
+            return None
 
     def report(self, kind: str, text: str) -> None:
         """Log `text` at once, then at most every THROTTLE_S per kind of problem."""
@@ -87,6 +92,11 @@ class SegmentationNode(LifecycleNode):
         if "depth_exclude_classes" in names and processor is not None:
             processor.depth_exclude_classes = parameters.optional_string_array(self, "depth_exclude_classes") or []
             self.get_logger().info(f"depth_filtered now without {processor.depth_exclude_classes}")
+        if "free_classes" in names and processor is not None:
+            processor.class_map = processor.class_map.with_free(self.param("free_classes"))
+            self.get_logger().info(f"free (ground) classes now {processor.class_map.free_names}")
+        if names & {"ground_projection", "camera_pose"} and processor is not None:
+            self._listen_tf()
         if names & {"obstacle_classes", "confidence_threshold"}:
             self._publish_class_map()  # LabelInfo carries the threshold: late subscribers must see the new one
 
@@ -94,15 +104,18 @@ class SegmentationNode(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.worker.options = parameters.live_options(self.param)
-        reason = params.validate({p.name: self.param(p.name) for p in params.PARAMS if not p.declared_unset})
+        # Arrays left unset are not checked; values given at startup were never through on_set.
+        reason = params.validate({p.name: value for p in params.PARAMS if (value := self.param(p.name)) is not None
+                                  and not (p.declared_unset and p.array_type == "string")})
         obstacles = parameters.optional_string_array(self, "obstacle_classes")
+        free = parameters.optional_string_array(self, "free_classes")
         excluded = parameters.optional_string_array(self, "depth_exclude_classes") or []
         try:
             if reason:
                 raise ValueError(f"invalid parameters: {reason}")
             processor = self.worker.call(
                 FrameProcessor.load, self.param("model"), self.param("device"), self.param("fp16"),
-                self.param("model_description") or None, self.param("warmup_iterations"), obstacles,
+                self.param("model_description") or None, self.param("warmup_iterations"), obstacles, free,
                 triton=self._triton_options(), cpu_threads=self.param("cpu_threads"), runtime=self.param("runtime"))
             try:
                 processor.depth_exclude_classes = excluded
@@ -118,6 +131,9 @@ class SegmentationNode(LifecycleNode):
         class_map, spec = processor.class_map, processor.pipeline.spec
         if obstacles is None:  # make the effective value visible to `ros2 param get`
             self.set_parameters([Parameter("obstacle_classes", Parameter.Type.STRING_ARRAY, class_map.obstacle_names)])
+        if free is None:
+            self.set_parameters([Parameter("free_classes", Parameter.Type.STRING_ARRAY, class_map.free_names)])
+        self._listen_tf()
         self.device_text = describe_device(processor.pipeline.device, processor.pipeline.runtime.cpu_threads)
         self._diag_timer.timer_period_ns = int(self.param("diagnostics_period") * 1e9)
         image = "image/compressed" if self.param("input_transport") == "compressed" else "image"
@@ -133,6 +149,10 @@ class SegmentationNode(LifecycleNode):
             f"backend {processor.pipeline.backend}, input {spec.input_width}x{spec.input_height} ({spec.resize}); "
             f"obstacles: {class_map.obstacle_names}; excluded from depth_filtered: {excluded}")
         return super().on_configure(state)
+
+    def _listen_tf(self) -> None:
+        """TF is subscribed only while ground projection takes poses from it."""
+        self.worker.poses.listen(bool(self.param("ground_projection")) and not self.param("camera_pose"))
 
     def _triton_options(self) -> TritonOptions:
         return TritonOptions(
@@ -178,6 +198,7 @@ class SegmentationNode(LifecycleNode):
 
     def _release(self) -> None:
         self._stop_work()
+        self.worker.poses.listen(False)
         for camera in self.worker.cameras.values():
             if camera.outputs is not None:
                 camera.outputs.destroy()

@@ -15,7 +15,7 @@ from typing import Any
 
 from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.lifecycle import LifecycleNode
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
 
 from . import qos
 from ..wire import cdr, pointcloud2 as clouds, topics
@@ -30,7 +30,8 @@ except ImportError:  # pragma: no cover - depends on the installation
     LabelInfo = VisionClass = None
 
 STREAMS = {"mask": Image, "confidence": Image, "color_mask": Image, "overlay": Image, "camera_info": CameraInfo,
-           "points": PointCloud2, "obstacle_points": PointCloud2, "depth_filtered": Image}
+           "points": PointCloud2, "obstacle_points": PointCloud2, "depth_filtered": Image, "scan": LaserScan,
+           "ground_points": PointCloud2}
 """segmentation/<key>. depth_filtered sits beside camera_info: the pair an image_transport camera
 subscriber (MoveIt's DepthImageOctomapUpdater) takes."""
 assert tuple(STREAMS) == topics.STREAMS
@@ -63,12 +64,14 @@ class CameraPublishers:
             color=w("color_mask", request.color), overlay=w("overlay", request.overlay),
             points=use_depth and w("points", request.points),
             obstacle_points=use_depth and w("obstacle_points", request.obstacle_points),
-            depth_filtered=use_depth and w("depth_filtered", request.depth_filtered))
+            depth_filtered=use_depth and w("depth_filtered", request.depth_filtered),
+            ground=request.ground and (w("scan") or w("ground_points")))
 
     def publish_frame(self, header: Any, out: FrameOutputs, overlay: bool = True) -> None:
-        """Every output of one frame, each with the input's header (clouds: the depth frame_id).
-        `header` is header-like (wire.cdr's or rclpy's). `overlay`: False when the overlay was
-        made only for the live view (nobody subscribes to it, or publish_overlay is off)."""
+        """Every output of one frame, each with the input's header (clouds: the depth frame_id; scan
+        and ground points: base_frame). `header` is header-like (wire.cdr's or rclpy's). `overlay`:
+        False when the overlay was made only for the live view (nobody subscribes to it, or
+        publish_overlay is off)."""
         result, pubs = out.segmentation, self.pubs
         assert result is not None
         header = cdr.as_header(header)
@@ -80,6 +83,13 @@ class CameraPublishers:
             pubs["depth_filtered"].publish(cdr.image_bytes(header, out.depth_filtered, out.depth_encoding))
         if out.camera_info is not None:
             pubs["camera_info"].publish(cdr.camera_info_bytes(out.camera_info, header, *result.size))
+        ground = out.ground
+        if ground is not None:
+            ground_header = cdr.header(header.stamp.sec, header.stamp.nanosec, out.ground_frame_id)
+            pubs["scan"].publish(cdr.laser_scan_bytes(ground_header, ground.ranges, ground.angle_min,
+                                                      ground.angle_increment, ground.range_min, ground.range_max))
+            pubs["ground_points"].publish(cdr.pointcloud2_bytes(ground_header, clouds.xyz_cloud_array(ground.points),
+                                                                clouds.XYZ_FIELDS))
         cloud_header = cdr.header(header.stamp.sec, header.stamp.nanosec, out.cloud_frame_id)
         for key, cloud, fields in (("points", out.labelled_cloud, clouds.LABELLED_FIELDS),
                                    ("obstacle_points", out.obstacle_cloud, clouds.XYZ_FIELDS)):

@@ -14,6 +14,7 @@ from rclpy.parameter import Parameter
 from ..live import params
 from ..wire.images import ImageLimits
 from ..engine.frame import FrameRequest
+from ..engine.ground import CameraPose, GroundError
 from ..engine.geometry import parse_output_size
 
 
@@ -33,15 +34,19 @@ def descriptor(pdef: params.ParamDef) -> ParameterDescriptor:
             desc.floating_point_range = [FloatingPointRange(from_value=float(pdef.min),
                                                             to_value=float(pdef.max), step=0.0)]
     if pdef.declared_unset:
-        desc.type = ParameterType.PARAMETER_STRING_ARRAY
+        desc.type = _ARRAY_TYPES[pdef.array_type][1]
     return desc
+
+
+_ARRAY_TYPES = {"string": (Parameter.Type.STRING_ARRAY, ParameterType.PARAMETER_STRING_ARRAY),
+                "double": (Parameter.Type.DOUBLE_ARRAY, ParameterType.PARAMETER_DOUBLE_ARRAY)}
 
 
 def declare_all(node: Node) -> None:
     for pdef in params.PARAMS:
         if pdef.declared_unset:
-            # Declared without a value: unset means "the model's own obstacle classes" or "none".
-            node.declare_parameter(pdef.name, Parameter.Type.STRING_ARRAY, descriptor(pdef))
+            # Declared without a value: unset means "the model's own classes", "none", or TF for camera_pose.
+            node.declare_parameter(pdef.name, _ARRAY_TYPES[pdef.array_type][0], descriptor(pdef))
         else:
             node.declare_parameter(pdef.name, pdef.default, descriptor(pdef))
 
@@ -63,6 +68,9 @@ class LiveOptions:
     use_depth: bool
     depth_sync_tolerance_ns: int
     depth_wait: float
+    base_frame: str = "base_link"
+    camera_pose: CameraPose | None = None
+    """The camera_pose parameter; None: the pose comes from TF."""
 
 
 def live_options(get: Callable[[str], Any], overrides: Mapping[str, Any] | None = None) -> LiveOptions:
@@ -77,7 +85,21 @@ def live_options(get: Callable[[str], Any], overrides: Mapping[str, Any] | None 
         obstacle_points=value("publish_obstacle_points"), min_range=value("min_range"),
         max_range=value("max_range"), voxel_size=value("voxel_size"),
         depth_filtered=value("publish_depth_filtered"), temporal_smoothing=value("temporal_smoothing"),
-        limits=ImageLimits(value("max_image_pixels")))
+        limits=ImageLimits(value("max_image_pixels")), ground=value("ground_projection"),
+        ground_max_range=value("ground_max_range"), scan_angle_increment=value("scan_angle_increment"))
+    pose = value("camera_pose")  # None while unset
     return LiveOptions(request=request, use_depth=value("use_depth"),
                        depth_sync_tolerance_ns=int(round(value("depth_sync_tolerance") * 1e9)),
-                       depth_wait=value("depth_wait"))
+                       depth_wait=value("depth_wait"), base_frame=str(value("base_frame")).lstrip("/"),
+                       camera_pose=_pose(pose))
+
+
+def _pose(value: Any) -> CameraPose | None:
+    """The camera_pose parameter's pose; None when unset or empty, and when invalid: a value set at
+    startup is refused by on_configure (params.validate) with the reason, never used."""
+    if not value:
+        return None
+    try:
+        return CameraPose.from_xyz_quaternion(list(value))
+    except GroundError:
+        return None

@@ -27,6 +27,7 @@ from ..wire.stamps import stamp_to_ns
 from ..wire.text import wire_text
 from .cameras import Camera
 from .parameters import LiveOptions
+from .tf import CameraPoses
 
 T = TypeVar("T")
 Batch = list[tuple[Camera, Any, dict[str, float]]]
@@ -50,6 +51,7 @@ class EngineWorker:
         """The live view's overlays, while it serves (web_port)."""
         self.compressed = False
         self.last_error = ""
+        self.poses = CameraPoses(node)
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn` on the engine thread and wait for it (model load, release, close)."""
@@ -140,6 +142,10 @@ class EngineWorker:
             if frame.request.wants_depth:
                 processor.add_depth_outputs(out, frame.request,
                                             self._paired_depth(camera, stamp_to_ns(msg.header.stamp), opts))
+            if frame.request.ground and out.segmentation is not None:
+                pose, why = self.poses.lookup(opts.camera_pose, opts.base_frame, str(msg.header.frame_id),
+                                              msg.header.stamp)
+                processor.add_ground(out, frame.request, pose, opts.base_frame, why)
             self._publish(camera, msg, out, stages, topic_overlay, web_overlay)
             done.append(camera)
 
@@ -173,6 +179,12 @@ class EngineWorker:
             stages.pop(not_a_stage, None)
         camera.counters.frames_out += 1
         self._count_depth(camera, out)
+        if status.ground_error:
+            detail = f"{self._resolve(camera.image_topic)}: {wire_text(status.ground_error, 300)}"
+            self._stats.ground_result(detail)
+            self._report(f"ground:{camera.name}", f"no ground projection for a frame on {detail}")
+        elif out.ground is not None:
+            self._stats.ground_result(None)
         stamp_ns = stamp_to_ns(msg.header.stamp)
         latency = (self._node.get_clock().now().nanoseconds - stamp_ns) / 1e6 if stamp_ns > 0 else None
         self._stats.frame_done(out.timings_ms["inference"], out.timings_ms["total"], latency, stages)

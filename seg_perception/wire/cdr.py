@@ -38,6 +38,7 @@ __all__ = [
     "camera_info_bytes",
     "header",
     "image_bytes",
+    "laser_scan_bytes",
     "pointcloud2_bytes",
     "read",
     "read_camera_info",
@@ -51,10 +52,12 @@ IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 POINT_CLOUD2 = "sensor_msgs/msg/PointCloud2"
+LASER_SCAN = "sensor_msgs/msg/LaserScan"
 _T = STORE.types
 _Time, _Header = _T["builtin_interfaces/msg/Time"], _T["std_msgs/msg/Header"]
 _Image, _CameraInfo, _PointCloud2 = _T[IMAGE], _T[CAMERA_INFO], _T[POINT_CLOUD2]
 _PointField, _RegionOfInterest = _T["sensor_msgs/msg/PointField"], _T["sensor_msgs/msg/RegionOfInterest"]
+_LaserScan = _T[LASER_SCAN]
 _EMPTY = np.zeros(0, np.uint8)
 
 
@@ -196,3 +199,16 @@ def pointcloud2_bytes(hdr: Any, cloud: np.ndarray, fields: Sequence[FieldSpec], 
         is_bigendian=False, point_step=point_step, row_step=point_step * width, data=_EMPTY,
         is_dense=dense)
     return _join(msg, POINT_CLOUD2, np.ascontiguousarray(cloud), 1)
+
+
+def laser_scan_bytes(hdr: Any, ranges: np.ndarray, angle_min: float, angle_increment: float, range_min: float,
+                     range_max: float) -> bytes:
+    """CDR of a sensor_msgs/LaserScan of `ranges` (float32; +inf and NaN kept as REP 117 readings)
+    at bearings angle_min + i * angle_increment, taken all at once (no time or intensities)."""
+    values = np.ascontiguousarray(ranges, dtype=np.float32).reshape(-1)
+    msg = _LaserScan(header=as_header(hdr), angle_min=float(angle_min),
+                     angle_max=float(angle_min + (len(values) - 1) * angle_increment),
+                     angle_increment=float(angle_increment), time_increment=0.0, scan_time=0.0,
+                     range_min=float(range_min), range_max=float(range_max), ranges=values,
+                     intensities=np.zeros(0, np.float32))
+    return bytes(STORE.serialize_cdr(msg, LASER_SCAN, little_endian=True))

@@ -6,7 +6,7 @@ from typing import Final
 
 OUTPUT_NAMESPACE: Final = "segmentation"
 STREAMS: Final = ("mask", "confidence", "color_mask", "overlay", "camera_info", "points", "obstacle_points",
-                  "depth_filtered")
+                  "depth_filtered", "scan", "ground_points")
 """Per-frame outputs, published with the input frame's header."""
 LATCHED: Final = ("class_map", "label_info")
 """Published once (transient-local) per configure or change of classes."""

@@ -35,6 +35,7 @@ MODULE_KEYS = {
     "tqdm": "python3-tqdm",
     "transformers": "python3-transformers-pip",
     "simplejpeg": "python3-simplejpeg-pip",
+    "tf2_ros": "tf2_ros_py",  # the Python half of tf2_ros is its own package
 }
 # Extras with no rosdep key (or, mypy, one we deliberately do not pull in): imported only where
 # used, so the rest runs without them; the tests that use them skip with a reason where absent.
