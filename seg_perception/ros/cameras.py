@@ -17,7 +17,7 @@ from rclpy.lifecycle import LifecycleNode
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from ..live.latest import LatestPerKey
-from ..live.pairing import StampPairer, stamp_to_ns
+from ..live.pairing import CalibrationPairer, StampPairer, stamp_to_ns
 from ..live.stats import NodeStats
 from ..wire import cdr
 from ..wire.images import ImageFormatError
@@ -47,8 +47,9 @@ class Camera:
     """'' = the plain topic names (image, segmentation/mask); else 'C' for C/image, C/segmentation/mask."""
     image_relative: str = "image"
     """`image` or `image/compressed` (input_transport)."""
-    camera_info: Any | None = None
-    depth_info: Any | None = None
+    camera_info: CalibrationPairer[Any] = field(default_factory=lambda: CalibrationPairer[Any](capacity=10))
+    """The latest color camera_info messages, looked up by the frame's stamp."""
+    depth_info: CalibrationPairer[Any] = field(default_factory=lambda: CalibrationPairer[Any](capacity=10))
     depth: StampPairer[Any] = field(default_factory=lambda: StampPairer[Any](capacity=10))
     outputs: CameraPublishers | None = None
     counters: CameraCounters = field(default_factory=CameraCounters)
@@ -137,7 +138,7 @@ class CameraInputs:
         def store(serialized: bytes) -> None:
             info = self._read(serialized, cdr.read_camera_info, topic)
             if info is not None:
-                setattr(camera, attribute, info)
+                getattr(camera, attribute).add(stamp_to_ns(info.header.stamp), info)
         return store
 
     def _on_depth(self, camera: Camera) -> Callable[[bytes], None]:

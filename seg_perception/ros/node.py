@@ -36,7 +36,8 @@ THROTTLE_S = 5.0
 class SegmentationNode(LifecycleNode):
     def __init__(self, node_name: str = "segmentation_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        parameters.declare_all(self)
+        for warning in parameters.declare_all(self):
+            self.get_logger().warning(warning)
         self.stats = stats.NodeStats()
         self._throttle = stats.ReasonThrottle(THROTTLE_S)
         self._qos = qos.IncompatibleQosWarner(self)

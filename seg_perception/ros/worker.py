@@ -27,6 +27,8 @@ from .cameras import Camera
 from .parameters import LiveOptions
 
 T = TypeVar("T")
+CALIBRATION_WAIT_S = 0.05
+"""How long a frame waits for its own camera_info (published right after the image)."""
 Batch = list[tuple[Camera, Any, dict[str, float]]]
 """A frame per camera: (camera, wire.cdr image message, {stage: ms} so far)."""
 
@@ -121,7 +123,9 @@ class EngineWorker:
         inputs = []
         for camera, msg, _ in batch:
             assert camera.outputs is not None  # made at configure, with the camera
-            inputs.append(FrameInput(msg, camera.outputs.narrow(opts.request, opts.use_depth), camera.camera_info,
+            info = camera.camera_info.for_frame(stamp_to_ns(msg.header.stamp), opts.camera_info_tolerance_ns,
+                                                CALIBRATION_WAIT_S)
+            inputs.append(FrameInput(msg, camera.outputs.narrow(opts.request, opts.use_depth), info,
                                      self._resolve(camera.topic("camera_info"))))
         for (camera, msg, stages), frame, out in zip(batch, inputs, processor.process_batch(inputs)):
             if frame.request.clouds:
@@ -134,9 +138,13 @@ class EngineWorker:
         depth = camera.depth.wait_match(stamp_ns, opts.depth_sync_tolerance_ns, opts.depth_wait)
         if depth is None:
             return None
-        if camera.depth_info is not None:
-            return DepthFrame(depth, camera.depth_info, self._resolve(camera.topic("depth/camera_info")))
-        return DepthFrame(depth, camera.camera_info, self._resolve(camera.topic("camera_info")))
+        depth_ns = stamp_to_ns(depth.header.stamp)
+        tolerance = opts.camera_info_tolerance_ns
+        if camera.depth_info.newest_stamp() is not None:
+            info = camera.depth_info.for_frame(depth_ns, tolerance, CALIBRATION_WAIT_S)
+            return DepthFrame(depth, info, self._resolve(camera.topic("depth/camera_info")))
+        info = camera.camera_info.for_frame(depth_ns, tolerance, 0.0)
+        return DepthFrame(depth, info, self._resolve(camera.topic("camera_info")))
 
     def _publish(self, camera: Camera, msg: Any, out: FrameOutputs, stages: dict[str, float]) -> None:
         outputs = camera.outputs

@@ -124,3 +124,17 @@ def test_concurrent_adds_and_matches_are_consistent() -> None:
     assert not errors
     # only the last five arrivals are kept
     assert pairer.match(1994, 0) is None and [pairer.match(i, 0) for i in range(1995, 2000)] == list(range(1995, 2000))
+
+
+def test_at_or_before_takes_the_exact_stamp_else_the_newest_not_newer() -> None:
+    pairer: StampPairer[str] = StampPairer()
+    pairer.add(100 * MS, "a")
+    pairer.add(200 * MS, "b")
+    pairer.add(300 * MS, "c")
+    assert pairer.at_or_before(200 * MS, 0) == "b"
+    assert pairer.at_or_before(250 * MS, 60 * MS) == "b"  # newest not newer, within tolerance
+    assert pairer.at_or_before(250 * MS, 40 * MS) is None  # b is 50 ms older: too old
+    assert pairer.at_or_before(50 * MS, 1000 * MS) is None  # only newer ones: never taken
+    assert pairer.at_or_before(290 * MS, 1000 * MS) == "b"  # c is newer: it belongs to a later frame
+    assert pairer.newest_stamp() == 300 * MS
+    assert StampPairer[int]().newest_stamp() is None
