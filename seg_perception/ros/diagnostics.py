@@ -38,6 +38,8 @@ class NodeState:
     """The remote model's connection (triton://); None for a local model."""
     cameras: list[tuple[str, CameraCounters]] = field(default_factory=list)
     """Per-camera counters when the node serves named cameras."""
+    input_advice: str = ""
+    """Which topic the node waits on and who publishes what nearby, once input_timeout passed."""
 
 
 def node_state(node: SegmentationNode) -> NodeState:
@@ -52,7 +54,8 @@ def node_state(node: SegmentationNode) -> NodeState:
         device=node.device_text, model=model, use_depth=node.param("use_depth"),
         input_timeout=node.param("input_timeout"), max_latency=node.param("max_latency"),
         inference_server=runtime_health(processor.pipeline.runtime) if processor else None,
-        cameras=[(c.label, c.counters) for c in cameras.values()] if len(cameras) > 1 or "" not in cameras else [])
+        cameras=[(c.label, c.counters) for c in cameras.values()] if len(cameras) > 1 or "" not in cameras else [],
+        input_advice=node.inputs.advice)
 
 
 def _status(name: str, hardware_id: str, level: int, message: str,
@@ -72,6 +75,8 @@ def build(snap: stats.Snapshot, state: NodeState, stamp: object) -> DiagnosticAr
         level, message = stats.ERROR, state.inference_server.message
     else:
         level, message = stats.verdict(snap, state.input_timeout, state.max_latency, state.last_error)
+        if snap.seconds_since_input is None and state.input_advice:
+            message = state.input_advice  # the same words as the node's log
     values = stats.key_values(snap, state.device, state.model)
     if state.inference_server is not None:
         values.append(("inference_server", state.inference_server.message))

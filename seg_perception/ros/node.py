@@ -186,6 +186,9 @@ class SegmentationNode(LifecycleNode):
                                                  options.request.confidence_threshold)
 
     def _publish_diagnostics(self) -> None:
+        advice = self.inputs.waiting_advice(self.param("input_timeout"))
+        if advice:
+            self.get_logger().warning(advice)
         snapshot = self.stats.snapshot()
         self._diag_pub.publish(diagnostics.build(snapshot, diagnostics.node_state(self), self.get_clock().now().to_msg()))
 

@@ -138,3 +138,24 @@ def test_at_or_before_takes_the_exact_stamp_else_the_newest_not_newer() -> None:
     assert pairer.at_or_before(290 * MS, 1000 * MS) == "b"  # c is newer: it belongs to a later frame
     assert pairer.newest_stamp() == 300 * MS
     assert StampPairer[int]().newest_stamp() is None
+
+
+def test_calibration_waits_for_its_own_frame_once_the_stream_stamps_exactly() -> None:
+    """Drivers publish the image, then its camera_info: a frame taken in between must not get the
+    previous frame's camera_info (a camera that changed size would be refused)."""
+    from seg_perception.live.pairing import CalibrationPairer
+
+    infos: CalibrationPairer[str] = CalibrationPairer()
+    infos.add(100 * MS, "640x480")
+    assert infos.for_frame(100 * MS, 200 * MS, 5.0) == "640x480"  # exact: learns the stream stamps exactly
+    late = threading.Timer(0.05, infos.add, args=(200 * MS, "512x512"))
+    late.start()
+    assert infos.for_frame(200 * MS, 200 * MS, 5.0) == "512x512"  # waited for it, not the 640x480 one
+    late.join()
+    # A stream that never stamps like the frames: the newest not newer, without waiting.
+    other: CalibrationPairer[str] = CalibrationPairer()
+    other.add(90 * MS, "calibration")
+    start = time.monotonic()
+    assert other.for_frame(100 * MS, 20 * MS, 5.0) == "calibration"
+    assert time.monotonic() - start < 1.0
+    assert other.for_frame(100 * MS, 5 * MS, 5.0) is None

@@ -90,3 +90,16 @@ def test_unreadable_params_file_is_one_line(tmp_path: Path) -> None:
         params.read_params_file(str(broken))
     for exc in (missing, bad):
         assert "\n" not in str(exc.value)
+
+
+def test_no_input_advice_names_the_topic_and_the_remap_that_connects() -> None:
+    from seg_perception.live.health import no_input_advice
+
+    line = no_input_advice("/camera/image_raw", "image", "sensor_msgs/msg/Image", 2.04, [],
+                           [("/image", ["/camera_replay"]), ("/other", [])])
+    assert line.startswith("no image on /camera/image_raw (sensor_msgs/msg/Image) for 2.0 s: nothing publishes it")
+    assert "/image (by /camera_replay)" in line and "-r image:=/image" in line
+    alone = no_input_advice("/image", "image", "sensor_msgs/msg/Image", 3.0, [], [])
+    assert "no sensor_msgs/msg/Image topic is published on this ROS domain" in alone
+    heard = no_input_advice("/image", "image", "sensor_msgs/msg/Image", 3.0, ["/cam"], [])
+    assert "although /cam publishes it" in heard
