@@ -28,6 +28,6 @@ if [ -x "$_sp_root/.venv-triton/bin/python" ]; then
   export SEG_PERCEPTION_TRITON_PYTHON="$_sp_root/.venv-triton/bin/python"
 fi
 unset _sp_root
-# `python -m` from the repository root must import the installed package (which has the
-# generated msg/), not the source tree that the current directory would otherwise shadow it with.
-export PYTHONSAFEPATH=1
+# No PYTHONSAFEPATH here: it would keep a user's own `python main.py` from importing the module
+# beside it. scripts/run.sh sets it for the project's own `python -m` runs from the repository
+# root, where the source tree would otherwise shadow the installed package (which has msg/).

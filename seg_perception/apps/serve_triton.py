@@ -231,6 +231,7 @@ def _reexec(python: str, args: list[str]) -> int:
 
     env = dict(os.environ)
     env[_REEXEC_MARK] = "1"
+    env["PYTHONSAFEPATH"] = "1"  # `-m` from a source checkout must not import the source tree
     package_parent = str(Path(seg_perception.__file__).resolve().parents[1])
     env["PYTHONPATH"] = package_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     sys.stdout.flush()

@@ -103,3 +103,17 @@ def test_no_input_advice_names_the_topic_and_the_remap_that_connects() -> None:
     assert "no sensor_msgs/msg/Image topic is published on this ROS domain" in alone
     heard = no_input_advice("/image", "image", "sensor_msgs/msg/Image", 3.0, ["/cam"], [])
     assert "although /cam publishes it" in heard
+
+
+def test_env_sh_leaves_the_users_python_alone(tmp_path: Path) -> None:
+    """After `source scripts/env.sh`, a user's `python main.py` imports the module beside it."""
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "helper.py").write_text("VALUE = 42\n")
+    (tmp_path / "main.py").write_text("import helper\nprint(helper.VALUE)\n")
+    result = subprocess.run(["bash", "-c", f'source "{root}/scripts/env.sh" && cd "{tmp_path}" && python main.py'],
+                            capture_output=True, text=True, timeout=60,
+                            env={k: v for k, v in os.environ.items() if k != "PYTHONSAFEPATH"})
+    assert result.returncode == 0 and result.stdout.strip() == "42", result.stderr[-1000:]
