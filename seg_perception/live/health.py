@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Final, Literal
 
 __all__ = ["FUTURE_TOLERANCE_S", "MIN_INPUT_RATE_HZ", "SLOW_OUTPUT_RATIO", "STALE_AFTER_S", "StampProblem",
-           "describe_stamp_problem", "no_input_advice", "stamp_problem", "throughput_problem"]
+           "HealthWatch", "describe_stamp_problem", "no_input_advice", "stamp_problem", "throughput_problem"]
 
 FUTURE_TOLERANCE_S: Final = 0.5
 """A stamp later than now by more than this is a clock problem (NTP keeps machines within ms)."""
@@ -79,3 +79,26 @@ def no_input_advice(topic: str, remap_from: str, message_type: str, waited_s: fl
     more = f" and {len(others) - 5} more" if len(others) > 5 else ""
     return (f"{head}: nothing publishes it. {message_type} is published on {listed}{more}: remap with "
             f"--ros-args -r {remap_from}:={others[0][0]} (or image:=... in the launch file)")
+
+
+class HealthWatch:
+    """A remote model's health, sampled now and then, told in the log on changes only: when it
+    first connects, when it starts failing, and when it comes back (with how long it was gone)."""
+
+    def __init__(self) -> None:
+        self._ok: bool | None = None
+        self._down_since: float | None = None
+
+    def update(self, ok: bool, message: str, now: float) -> tuple[str, str] | None:
+        """(level 'info' | 'error', line) when the state changed, else None. The first sample
+        says nothing when it is not ok: the server has simply not been asked yet."""
+        previous, self._ok = self._ok, ok
+        if ok == previous or (previous is None and not ok):
+            return None
+        if not ok:
+            self._down_since = now
+            return "error", f"inference server failing: {message}"
+        if self._down_since is None:
+            return "info", message
+        gone, self._down_since = now - self._down_since, None
+        return "info", f"inference server back after {gone:.1f} s: {message}"

@@ -13,6 +13,7 @@ The process itself (signals, the spin loop) is apps/segmentation_node.py's.
 from __future__ import annotations
 
 import gc
+import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -22,7 +23,8 @@ from rclpy.parameter import Parameter
 
 from ..engine.frame import FrameProcessor
 from ..live import params, stats
-from ..model.base import DeviceError, ModelLoadError, describe_device
+from ..live.health import HealthWatch
+from ..model.base import DeviceError, ModelLoadError, describe_device, describe_runtime
 from ..model.runtimes.triton import TritonOptions
 from . import diagnostics, parameters, qos
 from .bond import LifecycleBond
@@ -46,6 +48,7 @@ class SegmentationNode(LifecycleNode):
         self._bond = LifecycleBond(self)  # to nav2_lifecycle_manager, while active
         self.device_text = "not loaded"
         self.load_error = ""
+        self._server_watch = HealthWatch()
         self.worker.options = parameters.live_options(self.param)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.add_post_set_parameters_callback(self._after_set_parameters)
@@ -114,10 +117,12 @@ class SegmentationNode(LifecycleNode):
             camera.outputs = CameraPublishers(self, self.param("output_reliability"),
                                      lambda topic: self._qos.handler(topic, True), camera.prefix)
         self._publish_class_map()
+        self._server_watch = HealthWatch()
         self.get_logger().info(
-            f"model '{spec.name}' ({len(class_map)} classes: {', '.join(class_map.names)}) on {self.device_text}, "
-            f"backend {processor.pipeline.backend}, input {spec.input_width}x{spec.input_height} ({spec.resize}); "
-            f"obstacles: {class_map.obstacle_names}")
+            f"model '{spec.name}' ({len(class_map)} classes: {', '.join(class_map.names)}) run by "
+            f"{describe_runtime(processor.pipeline.runtime, self.device_text)}, pre/post-processing in "
+            f"{processor.pipeline.backend} on {processor.pipeline.device}, input {spec.input_width}x{spec.input_height} "
+            f"({spec.resize}); obstacles: {class_map.obstacle_names}")
         return super().on_configure(state)
 
     def _triton_options(self) -> TritonOptions:
@@ -189,8 +194,14 @@ class SegmentationNode(LifecycleNode):
         advice = self.inputs.waiting_advice(self.param("input_timeout"))
         if advice:
             self.get_logger().warning(advice)
-        snapshot = self.stats.snapshot()
-        self._diag_pub.publish(diagnostics.build(snapshot, diagnostics.node_state(self), self.get_clock().now().to_msg()))
+        snapshot, state = self.stats.snapshot(), diagnostics.node_state(self)
+        server = state.inference_server
+        change = self._server_watch.update(server.ok, server.message, time.monotonic()) if server else None
+        if change and change[0] == "info":  # one severity per call site (rclpy)
+            self.get_logger().info(change[1])
+        elif change:
+            self.get_logger().error(change[1])
+        self._diag_pub.publish(diagnostics.build(snapshot, state, self.get_clock().now().to_msg()))
 
     def close(self) -> None:
         """Stop the worker, unload the model and end the engine thread (process exit)."""

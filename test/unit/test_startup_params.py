@@ -117,3 +117,30 @@ def test_env_sh_leaves_the_users_python_alone(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60,
                             env={k: v for k, v in os.environ.items() if k != "PYTHONSAFEPATH"})
     assert result.returncode == 0 and result.stdout.strip() == "42", result.stderr[-1000:]
+
+
+def test_health_watch_logs_changes_only_and_the_recovery() -> None:
+    from seg_perception.live.health import HealthWatch
+
+    watch = HealthWatch()
+    assert watch.update(False, "not connected yet", 0.0) is None  # not asked yet: nothing to say
+    assert watch.update(True, "connected to Triton server h:1", 1.0) == ("info", "connected to Triton server h:1")
+    assert watch.update(True, "connected to Triton server h:1", 2.0) is None
+    assert watch.update(False, "h:1 unreachable", 3.0) == ("error", "inference server failing: h:1 unreachable")
+    assert watch.update(False, "h:1 unreachable", 4.0) is None
+    assert watch.update(True, "connected", 10.5) == ("info", "inference server back after 7.5 s: connected")
+
+
+def test_start_up_log_names_the_runtime_that_runs_the_model() -> None:
+    pytest.importorskip("torch")
+    from seg_perception.model.base import describe_runtime
+    from seg_perception.model.loader import load_model
+    from seg_perception.model.runtimes.triton import TritonRuntime, parse_address
+
+    local = load_model("selfie", "cpu")
+    try:
+        assert describe_runtime(local, "cpu (2 threads)") == "PyTorch on cpu (2 threads)"
+    finally:
+        local.close()
+    remote = TritonRuntime(parse_address("triton://localhost:8001/selfie"), local.spec)
+    assert describe_runtime(remote, "cpu (2 threads)") == "the Triton server localhost:8001 (model 'selfie')"
