@@ -3,7 +3,10 @@
 _sp_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export SEG_PERCEPTION_ROOT="$_sp_root"
 export VIRTUAL_ENV="$_sp_root/.venv"
-export PATH="$_sp_root/.venv/bin:$PATH"
+# The installed executables too, so the bare names in the docs and in the tools' hints
+# (segmentation_node, segment_offline, export_model, serve_triton, camera_replay,
+# seg_perception_launch) run as printed, as `ros2 run` would run them on a ROS install.
+export PATH="$_sp_root/install/seg_perception/lib/seg_perception:$_sp_root/.venv/bin:$PATH"
 export AMENT_PREFIX_PATH="$_sp_root/install/seg_perception:$_sp_root/.venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 export CMAKE_PREFIX_PATH="$_sp_root/install/seg_perception:$_sp_root/.venv"
 # The installed package first (it has the generated msg/); the repository root after it, for the

@@ -88,7 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"checked: loads with the description, output {list(result.output_shape)}, max difference to the "
         f"network {result.max_difference:.2e}")
     log(f"classes: {', '.join(export.class_names(result.source))}")
-    log(f"run it: segmentation_node --ros-args -p model:={result.model}")
+    from . import command
+
+    log(f"run it: {command('segmentation_node')} --ros-args -p model:={result.model}")
     return 0
 
 

@@ -180,7 +180,10 @@ class EngineWorker:
         if status.depth is DepthStatus.OK:
             self._stats.depth_result(None)
         elif status.depth.counter is not None:
-            detail = f"{status.depth.value} ({self._resolve(camera.topic('depth'))})"
+            topic = self._resolve(camera.topic("depth"))
+            detail = f"{status.depth.value} ({topic})"
+            if status.depth is DepthStatus.UNPAIRED and camera.depth.newest_stamp() is None:
+                detail = f"no depth image has arrived on {topic} (no depth camera? use_depth:=false turns clouds off)"
             detail += f": {status.depth_error}" if status.depth_error else ""
             self._stats.depth_result(status.depth.counter, detail)
             if status.depth is not DepthStatus.UNPAIRED:  # expected now and then: counted, not logged

@@ -137,15 +137,26 @@ def test_readme_by_hand_commands_connect_as_written(ros: Any) -> None:
     mask_topic = "/segmentation/mask"
     if "__ns:=" in commands[0]:
         pytest.fail("the README's node command has a namespace; update the mask topic here")
-    out = Collector(ros, [(mask_topic, Image)])
+    from diagnostic_msgs.msg import DiagnosticArray
+    from sensor_msgs.msg import PointCloud2
+
+    # A points subscriber asks for clouds, with no depth camera: the depth status must say that
+    # no depth image ever arrived (not "no depth image with a matching stamp").
+    out = Collector(ros, [(mask_topic, Image), ("/segmentation/points", PointCloud2), ("/diagnostics", DiagnosticArray)])
     procs = [subprocess.Popen(c.split(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
              for c in commands]
+
+    def depth_said(m: dict[str, list[tuple[float, Any]]]) -> bool:
+        return any(s.name.endswith("segmentation_node: depth") and "no depth image has arrived on /depth" in s.message
+                   for _, d in m["/diagnostics"] for s in d.status)
     try:
         out.wait_for(lambda m: len(m[mask_topic]) >= 3, TIMEOUT * 2, "masks from the README's commands")
+        out.wait_for(depth_said, TIMEOUT, "the depth status saying no depth image arrived")
     finally:
         for proc in reversed(procs):
             stop_process(proc)
-        ros.destroy_subscription(out.subs[0])
+        for sub in out.subs:
+            ros.destroy_subscription(sub)
 
 
 def test_camera_info_follows_its_frame_when_the_size_changes(ros: Any, tmp_path: Path, seg_node: Any) -> None:

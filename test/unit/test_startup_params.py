@@ -106,17 +106,24 @@ def test_no_input_advice_names_the_topic_and_the_remap_that_connects() -> None:
 
 
 def test_env_sh_leaves_the_users_python_alone(tmp_path: Path) -> None:
-    """After `source scripts/env.sh`, a user's `python main.py` imports the module beside it."""
+    """After `source scripts/env.sh`, a user's `python main.py` imports the module beside it, and
+    the executables run by their bare names."""
     import os
     import subprocess
 
     root = Path(__file__).resolve().parents[2]
     (tmp_path / "helper.py").write_text("VALUE = 42\n")
     (tmp_path / "main.py").write_text("import helper\nprint(helper.VALUE)\n")
-    result = subprocess.run(["bash", "-c", f'source "{root}/scripts/env.sh" && cd "{tmp_path}" && python main.py'],
+    result = subprocess.run(["bash", "-c", f'source "{root}/scripts/env.sh" && cd "{tmp_path}" && python main.py '
+                             '&& command -v segmentation_node segment_offline export_model serve_triton camera_replay'],
                             capture_output=True, text=True, timeout=60,
                             env={k: v for k, v in os.environ.items() if k != "PYTHONSAFEPATH"})
-    assert result.returncode == 0 and result.stdout.strip() == "42", result.stderr[-1000:]
+    assert result.returncode == 0, result.stderr[-1000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "42"  # the module beside main.py
+    # The installed executables are on PATH: the docs' and hints' bare names run as printed.
+    assert [Path(line).name for line in lines[1:]] == ["segmentation_node", "segment_offline", "export_model",
+                                                        "serve_triton", "camera_replay"]
 
 
 def test_health_watch_logs_changes_only_and_the_recovery() -> None:
