@@ -36,8 +36,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(f"launch arguments are NAME:=VALUE, got {bad} (--show-args lists the names)")
     try:
         from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-        from launch import LaunchContext, LaunchDescription, LaunchService
+        # Submodules: from the repository root, type checkers take launch/ (our launch files) for
+        # the `launch` package.
         from launch.actions import IncludeLaunchDescription
+        from launch.launch_context import LaunchContext
+        from launch.launch_description import LaunchDescription
+        from launch.launch_service import LaunchService
         from launch.launch_description_sources import PythonLaunchDescriptionSource
         from launch.utilities import perform_substitutions
     except ImportError as exc:
