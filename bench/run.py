@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 if __package__ in (None, ""):
-    # `python bench/run.py` under PYTHONSAFEPATH=1 (scripts/env.sh) puts neither the current
+    # `python bench/run.py` under PYTHONSAFEPATH=1 (scripts/run.sh) puts neither the current
     # directory nor bench/ on sys.path. Appended, not prepended: `seg_perception` must stay the
     # installed package (with its generated msg/), not the source tree beside bench/.
     sys.path.append(str(Path(__file__).resolve().parent.parent))

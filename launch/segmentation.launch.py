@@ -9,15 +9,22 @@ parameter arguments below (model, device, ...) are empty by default, and an empt
 nothing: only what you give on the command line is set on top of the params file, so a params
 file's value is never replaced by a launch default.
 
-Declarative apart from that one step. Everything here is also reachable without launch:
+Declarative apart from that one step, and one check: `use_rviz:=true` where RViz is not
+installed starts the node alone, with a warning (not a failed launch that leaves the node running).
+
+Where the `ros2` command is absent (the pip environment), the installed `seg_perception_launch`
+runs this file through the launch library with the same arguments:
+    seg_perception_launch image:=/camera/color/image_raw use_rviz:=true
+Everything here is also reachable without launch:
     ros2 run seg_perception segmentation_node --ros-args --params-file <yaml> -p model:=... -r image:=<topic>
 """
 from __future__ import annotations
 
 from typing import Any
 
+from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 from launch import LaunchContext, LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
@@ -66,7 +73,15 @@ def parameter_overrides(context: LaunchContext) -> dict[str, ParameterValue]:
     return overrides
 
 
-def _nodes(context: LaunchContext) -> list[Node]:
+def rviz_missing() -> bool:
+    try:
+        get_package_prefix("rviz2")
+    except PackageNotFoundError:
+        return True
+    return False
+
+
+def _nodes(context: LaunchContext) -> list[Any]:
     namespace = LaunchConfiguration("namespace")
     image = LaunchConfiguration("image")
     overrides = parameter_overrides(context)
@@ -97,6 +112,10 @@ def _nodes(context: LaunchContext) -> list[Node]:
         parameters=[{"use_sim_time": overrides["use_sim_time"]}] if "use_sim_time" in overrides else [],
         condition=IfCondition(LaunchConfiguration("use_rviz")),
     )
+    if IfCondition(LaunchConfiguration("use_rviz")).evaluate(context) and rviz_missing():
+        return [LogInfo(msg="WARNING: use_rviz:=true but RViz (package rviz2) is not installed here: starting "
+                            "segmentation_node without it (install ros-<distro>-rviz2, or view the topics "
+                            "from another machine)"), segmentation]
     return [segmentation, rviz]
 
 

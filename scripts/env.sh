@@ -3,7 +3,10 @@
 _sp_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export SEG_PERCEPTION_ROOT="$_sp_root"
 export VIRTUAL_ENV="$_sp_root/.venv"
-export PATH="$_sp_root/.venv/bin:$PATH"
+# The installed executables too, so the bare names in the docs and in the tools' hints
+# (segmentation_node, segment_offline, export_model, serve_triton, camera_replay,
+# seg_perception_launch) run as printed, as `ros2 run` would run them on a ROS install.
+export PATH="$_sp_root/install/seg_perception/lib/seg_perception:$_sp_root/.venv/bin:$PATH"
 export AMENT_PREFIX_PATH="$_sp_root/install/seg_perception:$_sp_root/.venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 export CMAKE_PREFIX_PATH="$_sp_root/install/seg_perception:$_sp_root/.venv"
 # The installed package first (it has the generated msg/); the repository root after it, for the
@@ -28,6 +31,6 @@ if [ -x "$_sp_root/.venv-triton/bin/python" ]; then
   export SEG_PERCEPTION_TRITON_PYTHON="$_sp_root/.venv-triton/bin/python"
 fi
 unset _sp_root
-# `python -m` from the repository root must import the installed package (which has the
-# generated msg/), not the source tree that the current directory would otherwise shadow it with.
-export PYTHONSAFEPATH=1
+# No PYTHONSAFEPATH here: it would keep a user's own `python main.py` from importing the module
+# beside it. scripts/run.sh sets it for the project's own `python -m` runs from the repository
+# root, where the source tree would otherwise shadow the installed package (which has msg/).

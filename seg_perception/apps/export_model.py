@@ -121,7 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"checked: loads with the description, output {list(result.output_shape)}, max difference to the "
         f"network {result.max_difference:.2e}")
     log(f"classes: {', '.join(export.class_names(result.source))}")
-    log(f"run it: segmentation_node --ros-args -p model:={result.model}")
+    from . import command
+
+    log(f"run it: {command('segmentation_node')} --ros-args -p model:={result.model}")
     return _int8(args, result.model, log) if args.int8 else 0
 
 
@@ -135,8 +137,10 @@ def _int8(args: argparse.Namespace, onnx_path: Path, log: Callable[[str], None])
     except QuantizeError as exc:
         print(f"{PROG}: int8: {exc}", file=sys.stderr, flush=True)
         return 2
+    from . import command
+
     log(f"int8 passed the gate: wrote {result.model} (+ .bin) and {result.description}")
-    log(f"run it: segmentation_node --ros-args -p model:={result.model}")
+    log(f"run it: {command('segmentation_node')} --ros-args -p model:={result.model}")
     return 0
 
 

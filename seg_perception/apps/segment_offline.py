@@ -15,6 +15,9 @@ Per segmented frame, in --out, by --format:
   coco           annotations/instances_default.json (COCO 1.0 as CVAT imports it: images,
                  categories, one RLE annotation per class per frame with area and bbox;
                  --coco-polygons: polygons instead of RLE) and the frames in images/<name>.jpg
+  (coco also keeps coco_frames.jsonl: one JSON line per finished frame, its image entry and
+                 annotations; annotations/instances_default.json is rebuilt from it at the end,
+                 and --resume reads it)
 Always: classes.json (model, class ids, names, colors, obstacle flags, options, format);
 index.csv, one row per written frame, appended as frames finish so an interrupted run leaves a
 valid index (and --resume skips what it lists). Columns: name, source (file or bag topic), stamp
@@ -39,9 +42,17 @@ anything is written; a source that breaks midway (a damaged bag) is reported by 
 frames before it stay, and the run goes on with the next source (exit status 1). Without
 --topic every Image/CompressedImage topic of a bag is segmented except depth streams
 (16UC1/32FC1, compressedDepth), which are not pictures a segmentation model understands;
-naming a topic with --topic segments it whatever it holds.
+naming a topic with --topic segments it whatever it holds. Segmentation outputs
+(<ns>/segmentation/mask, confidence, color_mask, overlay: what --bag-out and the node write) are
+skipped the same way, so a bag written by --bag-out can be read again as it is.
 
-Progress: a bar with rate and ETA on a terminal, a line every 10 s otherwise (stderr).
+An --out that already holds files of an earlier run is reported (frames not segmented this
+time would keep their old files beside the new ones): --overwrite removes those files first
+(only files this tool writes), --resume continues the earlier run. Settings that differ from
+the run being resumed are refused before the model is loaded.
+
+Progress: a line at once (what is loaded), then a bar with rate and ETA on a terminal, a line
+every 10 s otherwise (stderr).
 """
 from __future__ import annotations
 
@@ -55,9 +66,9 @@ from types import FrameType
 
 from ..engine.geometry import parse_output_size
 from ..offline.bagout import BagOutError, file_time_base_ns
-from ..offline.formats import FORMATS, FormatError
+from ..offline.formats import FORMATS, FormatError, previous_outputs, remove_previous_outputs
 from ..offline.frames import BagSource, Source, SourceError, check_source, open_source
-from ..offline.index import ResumeError, classes_document, write_classes
+from ..offline.index import ResumeError, check_resume, classes_document, settings_document, write_classes
 from ..offline.progress import Progress, duration
 from ..offline.ray_exec import RayError
 from ..offline.review import REVIEW_FILE
@@ -132,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="stop when --out holds N segmented frames")
     parser.add_argument("--resume", action="store_true",
                         help="keep the frames index.csv in --out lists and segment only the others")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="first remove the files an earlier run left in --out (only files this tool writes)")
     parser.add_argument("--bag-out", type=Path, default=None, metavar="FILE",
                         help="also write a rosbag2 (mcap) with the source images, masks, confidence, color "
                              "masks and class map (FILE is the bag folder; a resumed run adds FILE_2...)")
@@ -198,11 +211,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--overlay and --color apply to --format png")
     if args.coco_polygons and args.output_format != "coco":
         parser.error("--coco-polygons applies to --format coco")
+    if args.overwrite and args.resume:
+        parser.error("--overwrite and --resume exclude each other")
 
     keep_frame = args.output_format in ("cvat", "coco") or args.bag_out is not None
     options = SegmentationOptions(output_size=args.output_size, confidence_threshold=args.confidence_threshold,
                                   want_color=args.color or args.bag_out is not None, want_overlay=args.overlay)
     out: Path = args.out
+    try:
+        if args.resume:
+            check_resume(out, settings_document(args.model, options, args.output_format))
+    except ResumeError as exc:
+        return _error(str(exc))
+    earlier = previous_outputs(out)
+    if earlier and args.overwrite:
+        _log(f"--overwrite: removed {remove_previous_outputs(out)} files of an earlier run from {out}/")
+    elif earlier and not args.resume:
+        _log(f"warning: {out}/ already holds {len(earlier)} files of an earlier run (e.g. {earlier[0].name}); "
+             "frames not segmented now keep their old files beside the new ones: --overwrite removes them "
+             "first, --resume continues that run")
     try:
         previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     except ValueError:  # not the main thread (called from a test or an embedding program)
@@ -218,6 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sources.append(opened)
             executor: Executor
             try:
+                _log(f"loading model '{args.model}' (device {args.device}{', on Ray' if args.ray else ''})...")
                 if args.ray is None:
                     runtime = load_warm(args.model, args.device, 2, description=args.description,
                                         runtime=args.runtime)
@@ -235,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     class_map = ray_executor.class_map
                     _log(f"model '{args.model}' ({ray_executor.model_name}); classes: {', '.join(class_map.names)}")
             except (ModelLoadError, DeviceError) as exc:
-                return _error(str(exc))
+                # The loader's hints name the node's parameters; here they are this tool's flags.
+                return _error(str(exc).replace("device:=", "--device "))
             stack.callback(executor.close)
             out.mkdir(parents=True, exist_ok=True)
             write_classes(out, classes_document(class_map, args.model, options, args.output_format), args.resume)

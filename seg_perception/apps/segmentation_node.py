@@ -3,9 +3,14 @@
 rclpy's own SIGINT/SIGTERM handlers invalidate the context at once, while the engine thread may
 be publishing a frame ("publisher's context is invalid"). Ours only ask the spin loop to stop;
 close() then joins the engine thread while the context is still valid.
+
+A start that cannot work ends at once with one line and exit code 2: a parameter of the wrong
+type or out of range, a params file rcl cannot read. Names that are no parameter, and a params
+file with no section for this node, are warned about (with the closest name) and the node runs.
 """
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 import threading
@@ -14,15 +19,66 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
+from rclpy.utilities import remove_ros_args
 
-from ..ros.node import SegmentationNode
+from ..live import params
+
+PROG = "segmentation_node"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    rows = []
+    for pdef in params.PARAMS:
+        default = "the model's" if pdef.model_default else repr(pdef.default)
+        rows.append(f"  {pdef.name} ({params.expected_text(pdef)[2:].lstrip('n ')}; default {default}; "
+                    f"{pdef.stage})")
+    return argparse.ArgumentParser(
+        prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage=f"{PROG} [--ros-args [--params-file FILE] [-p NAME:=VALUE]... [-r FROM:=TO]...]",
+        description="Segment camera images: a lifecycle node (configures and activates itself unless "
+                    "autostart is false). Subscribes image (or image/compressed), camera_info, depth, "
+                    "depth/camera_info; publishes segmentation/* (README: Topics).",
+        epilog="parameters (README: Parameters; stage = when a new value takes effect):\n" + "\n".join(rows)
+               + f"\n\nexample:\n  {PROG} --ros-args -r image:=/camera/image_raw -p confidence_threshold:=0.5")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _error(text: str) -> int:
+    print(f"{PROG}: error: {text}", file=sys.stderr, flush=True)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    argv = list(sys.argv if argv is None else argv)
+    files = params.params_files(argv)
+    try:
+        for path in files:  # rcl's own message for these is a traceback
+            params.read_params_file(path)
+        own_args = remove_ros_args(argv)[1:]
+    except params.StartupParameterError as exc:
+        return _error(str(exc))
+    except Exception as exc:  # noqa: BLE001 - rcl's argument errors (RCLInvalidROSArgsError, ...)
+        return _error(f"cannot start: {_one_line(exc)}")
+    build_parser().parse_args(own_args)  # --help, and no stray arguments
+    try:
+        rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    except Exception as exc:  # noqa: BLE001 - as above
+        return _error(f"cannot start: {_one_line(exc)}")
+    from ..ros.node import SegmentationNode  # after the argument checks: --help stays fast
+
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda _signum, _frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    node = SegmentationNode()
+    try:
+        node = SegmentationNode()
+    except params.StartupParameterError as exc:
+        rclpy.try_shutdown()
+        return _error(str(exc))
+    for path in files:
+        for problem in params.params_file_problems(path, node.get_fully_qualified_name()):
+            node.get_logger().warning(problem)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:

@@ -23,8 +23,10 @@ import argparse
 import importlib.util
 import logging
 import os
+import socket
 import sys
 import sysconfig
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="let clients read the server's inference statistics (per-model inference and "
                              "execution counts: how well requests batch); off: that API needs pytriton's "
                              "access token")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the Triton server's own log (by default only this tool's lines and errors)")
     parser.add_argument("--write-repo", default=None, metavar="DIR",
                         help="write a model repository for NVIDIA's Triton server instead of serving")
     parser.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt", "pytorch"),
@@ -93,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error("TLS needs both --tls-cert and --tls-key")
     if args.max_batch < 1:
         return _error("--max-batch must be at least 1")
+    busy = busy_port(args.host, [("--grpc-port", args.grpc_port), ("--http-port", args.http_port),
+                                 ("--metrics-port", args.metrics_port)])
+    if busy:
+        return _error(busy)
     other = _server_python()
     if other is not None:
         return _reexec(other, list(sys.argv if argv is None else argv)[1:])
@@ -110,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         runtime = load_model(args.model, args.device, description=args.description)
     except (ModelLoadError, DeviceError) as exc:
-        return _error(str(exc))
+        # The loader's hint names the node's parameter; here it is this tool's flag.
+        return _error(str(exc).replace("device:=", "--device "))
     try:
         return serve(runtime, args.name or default_name(args.model), args)
     finally:
@@ -126,23 +135,21 @@ def serve(runtime: Any, name: str, args: argparse.Namespace) -> int:
 
     spec = runtime.spec
     shape = (3, spec.input_height, spec.input_width)
-    with torch.inference_mode():
-        probe = runtime(torch.zeros((1, *shape), device=runtime.device, dtype=runtime.dtype)).cpu()
-        try:
-            batched = tuple(runtime(torch.zeros((2, *shape), device=runtime.device, dtype=runtime.dtype)).shape)
-            max_batch = args.max_batch if batched == (2, *probe.shape[1:]) else 1
-        except Exception:  # noqa: BLE001 - a fixed-batch model refuses a batch of two in its own way
-            max_batch = 1
+    input_dtype = np.dtype(runtime.dtype) if runtime.array_io else (
+        np.dtype(np.float16) if runtime.dtype == torch.float16 else np.dtype(np.float32))
+    probe = forward(runtime, np.zeros((1, *shape), input_dtype))
+    try:
+        batched = forward(runtime, np.zeros((2, *shape), input_dtype)).shape
+        max_batch = args.max_batch if batched == (2, *probe.shape[1:]) else 1
+    except Exception:  # noqa: BLE001 - a fixed-batch model refuses a batch of two in its own way
+        max_batch = 1
     if max_batch == 1 and args.max_batch > 1:
         _LOG.info("model '%s' has a fixed batch of one: serving without batching", name)
-    input_dtype = np.float16 if runtime.dtype == torch.float16 else np.float32
-    output_dtype = probe.numpy().dtype.type
+    output_dtype = probe.dtype.type
 
     @batch  # type: ignore[misc]
     def infer(input: np.ndarray) -> dict[str, np.ndarray]:  # noqa: A002 - the tensor's name
-        with torch.inference_mode():
-            tensor = torch.from_numpy(input).to(device=runtime.device, dtype=runtime.dtype)
-            return {"output": runtime(tensor).cpu().numpy()}
+        return {"output": forward(runtime, input)}
 
     # Only options in use: pytriton passes every field given, and the server treats a present
     # TLS flag as TLS wanted.
@@ -156,6 +163,12 @@ def serve(runtime: Any, name: str, args: argparse.Namespace) -> int:
         options.update(grpc_use_ssl=True, grpc_server_cert=args.tls_cert, grpc_server_key=args.tls_key)
         if args.tls_root_cert:
             options.update(grpc_use_ssl_mutual=True, grpc_root_cert=args.tls_root_cert)
+    if not args.verbose:
+        # Quiet by default: a healthy start printed ~55 lines, some of them E.../Error: lines
+        # about CUDA on a CPU machine. The server's log goes to a file, named below.
+        log_file = Path(tempfile.mkdtemp(prefix="serve_triton_")) / "tritonserver.log"
+        options.update(log_file=log_file)
+        logging.getLogger("pytriton").setLevel(logging.WARNING)
     config = TritonConfig(**options)
     # pytriton protects its admin APIs (shared memory, repository, statistics...) with a random
     # token; shared memory is opened only on request, for clients on this machine.
@@ -173,10 +186,39 @@ def serve(runtime: Any, name: str, args: argparse.Namespace) -> int:
         print(f"[serve_triton] serving '{name}' ({spec.input_width}x{spec.input_height}, max batch {max_batch}, "
               f"{runtime.device}) on grpc {args.host}:{args.grpc_port}"
               f"{' (TLS)' if args.tls_cert else ''}; node parameter model:=triton://"
-              f"{'localhost' if args.host in ('127.0.0.1', '0.0.0.0') else args.host}:{args.grpc_port}/{name}",
+              f"{'localhost' if args.host in ('127.0.0.1', '0.0.0.0') else args.host}:{args.grpc_port}/{name}"
+              + ("" if args.verbose else f" (server log: {options['log_file']}; --verbose prints it here)"),
               flush=True)
         triton.serve()
     return 0
+
+
+def busy_port(host: str, ports: list[tuple[str, int]]) -> str | None:
+    """Why the server could not listen: the first of `ports` (flag, number; 0 = off) already
+    taken on `host` (tritonserver itself would fail later with a misleading access-token error)."""
+    for flag, port in ports:
+        if port <= 0:
+            continue
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                return (f"port {port} on {host} ({flag}) is in use ({exc.strerror or exc}): another serve_triton "
+                        f"or Triton server? stop it, or choose a free port with {flag}")
+    return None
+
+
+def forward(runtime: Any, batch: np.ndarray) -> np.ndarray:
+    """One batch through any runtime the loader makes: numpy in and out for array_io runtimes
+    (ONNX Runtime on the CPU), torch tensors on the runtime's device for the others."""
+    if runtime.array_io:
+        return np.asarray(runtime(np.ascontiguousarray(batch, dtype=runtime.dtype)))
+    import torch
+
+    with torch.inference_mode():
+        tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(device=runtime.device, dtype=runtime.dtype)
+        return np.asarray(runtime(tensor).cpu().numpy())
 
 
 def _server_python() -> str | None:
@@ -195,6 +237,7 @@ def _reexec(python: str, args: list[str]) -> int:
 
     env = dict(os.environ)
     env[_REEXEC_MARK] = "1"
+    env["PYTHONSAFEPATH"] = "1"  # `-m` from a source checkout must not import the source tree
     package_parent = str(Path(seg_perception.__file__).resolve().parents[1])
     env["PYTHONPATH"] = package_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     sys.stdout.flush()

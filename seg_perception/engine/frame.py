@@ -333,7 +333,8 @@ class FrameProcessor:
         depth_m = depth_meters(raw, encoding)
         if frame.info is None:
             status.depth = DepthStatus.NO_INTRINSICS
-            status.depth_error = "neither depth/camera_info nor camera_info has arrived: cannot project"
+            status.depth_error = ("no depth/camera_info (nor camera_info) with the depth image's stamp or shortly "
+                                  "before it (camera_info_sync_tolerance): cannot project")
             return
         h, w = labels.shape
         info = frame.info

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Final, Literal
 
 __all__ = ["FUTURE_TOLERANCE_S", "MIN_INPUT_RATE_HZ", "SLOW_OUTPUT_RATIO", "STALE_AFTER_S", "StampProblem",
-           "describe_stamp_problem", "stamp_problem", "throughput_problem"]
+           "HealthWatch", "describe_stamp_problem", "no_input_advice", "stamp_problem", "throughput_problem"]
 
 FUTURE_TOLERANCE_S: Final = 0.5
 """A stamp later than now by more than this is a clock problem (NTP keeps machines within ms)."""
@@ -61,3 +61,44 @@ def throughput_problem(input_rate: float, output_rate: float, pipeline_ms: float
                 f"lighter model or a GPU")
     return (f"{head}: {dropped_rate:.1f} Hz dropped although a frame takes {pipeline_ms:.0f} ms; the worker "
             f"waits elsewhere (depth_wait for depth partners, or a starved CPU)")
+
+
+def no_input_advice(topic: str, remap_from: str, message_type: str, waited_s: float, publishers: list[str],
+                    others: list[tuple[str, list[str]]]) -> str:
+    """One line for a node that has heard nothing on `topic` for `waited_s` seconds: who
+    publishes it, else which topics of that type are published nearby (with their nodes) and the
+    remapping (of `remap_from`, the name the node subscribes) that would connect one. `others`: (topic, publishing nodes) of `message_type`."""
+    head = f"no image on {topic} ({message_type}) for {waited_s:.1f} s"
+    if publishers:
+        return (f"{head}, although {', '.join(publishers)} publish{'es' if len(publishers) == 1 else ''} "
+                "it: is it sending frames (a publisher with incompatible QoS is reported separately)?")
+    if not others:
+        return (f"{head}: nothing publishes it, and no {message_type} topic is published on this ROS domain "
+                "(same ROS_DOMAIN_ID and ROS_AUTOMATIC_DISCOVERY_RANGE on both sides?)")
+    listed = "; ".join(f"{name} (by {', '.join(nodes) or 'an unnamed node'})" for name, nodes in others[:5])
+    more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+    return (f"{head}: nothing publishes it. {message_type} is published on {listed}{more}: remap with "
+            f"--ros-args -r {remap_from}:={others[0][0]} (or image:=... in the launch file)")
+
+
+class HealthWatch:
+    """A remote model's health, sampled now and then, told in the log on changes only: when it
+    first connects, when it starts failing, and when it comes back (with how long it was gone)."""
+
+    def __init__(self) -> None:
+        self._ok: bool | None = None
+        self._down_since: float | None = None
+
+    def update(self, ok: bool, message: str, now: float) -> tuple[str, str] | None:
+        """(level 'info' | 'error', line) when the state changed, else None. The first sample
+        says nothing when it is not ok: the server has simply not been asked yet."""
+        previous, self._ok = self._ok, ok
+        if ok == previous or (previous is None and not ok):
+            return None
+        if not ok:
+            self._down_since = now
+            return "error", f"inference server failing: {message}"
+        if self._down_since is None:
+            return "info", message
+        gone, self._down_since = now - self._down_since, None
+        return "info", f"inference server back after {gone:.1f} s: {message}"

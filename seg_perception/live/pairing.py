@@ -12,7 +12,7 @@ import time
 from collections import deque
 from typing import Any, Generic, TypeVar
 
-__all__ = ["StampPairer"]
+__all__ = ["CalibrationPairer", "StampPairer"]
 
 T = TypeVar("T")
 
@@ -58,6 +58,25 @@ class StampPairer(Generic[T]):
                     return _item(found)
                 self._cond.wait(remaining)
 
+    def at_or_before(self, stamp_ns: int, tolerance_ns: int) -> T | None:
+        """The item with exactly this stamp, else the newest one not newer than it by at most
+        ``tolerance_ns`` (a calibration published at its own rate), else None. A later item is
+        never taken: it belongs to a later frame (a camera that changed resolution since)."""
+        _check_tolerance(tolerance_ns)
+        with self._cond:
+            best: tuple[int, T] | None = None
+            for stamp, item in reversed(self._items):
+                if stamp == stamp_ns:
+                    return item
+                if stamp_ns - tolerance_ns <= stamp < stamp_ns and (best is None or stamp > best[0]):
+                    best = (stamp, item)
+            return _item(best)
+
+    def newest_stamp(self) -> int | None:
+        """The stamp of the last item added; None when empty."""
+        with self._cond:
+            return self._items[-1][0] if self._items else None
+
     def _closest(self, stamp_ns: int, tolerance_ns: int) -> tuple[int, T] | None:
         best: tuple[int, T] | None = None
         best_error = tolerance_ns + 1
@@ -68,6 +87,31 @@ class StampPairer(Generic[T]):
                 best, best_error = (stamp, item), error
         return best
 
+
+class CalibrationPairer(StampPairer[T]):
+    """camera_info beside an image stream: the one with the frame's stamp, else the newest not
+    newer than the frame within a tolerance (never a later one, never merely the last arrival:
+    a camera that changes resolution sends the new size with its next frame).
+
+    Drivers publish the image first and its camera_info right after. Once a stream has shown it
+    stamps camera_info like the images, a frame whose camera_info has not arrived yet waits for
+    it (bounded), rather than take the previous frame's.
+    """
+
+    def __init__(self, capacity: int = 10) -> None:
+        super().__init__(capacity)
+        self._stamps_exactly = False
+
+    def for_frame(self, stamp_ns: int, tolerance_ns: int, wait_s: float) -> T | None:
+        found = self.match(stamp_ns, 0)
+        if found is None and self._stamps_exactly and wait_s > 0.0:
+            newest = self.newest_stamp()
+            if newest is None or newest < stamp_ns:  # this frame's camera_info may still be on its way
+                found = self.wait_match(stamp_ns, 0, wait_s)
+        if found is not None:
+            self._stamps_exactly = True
+            return found
+        return self.at_or_before(stamp_ns, tolerance_ns)
 
 
 def _item(found: tuple[int, T] | None) -> T | None:

@@ -102,6 +102,9 @@ PARAMS: tuple[ParamDef, ...] = (
     ParamDef("depth_sync_tolerance", 0.005, "Max |stamp difference| (s) to pair a depth image with a color "
              "frame; 0 = exact stamps only. Unpaired frames are counted, never paired with stale depth.",
              min=0.0, max=1.0),
+    ParamDef("camera_info_sync_tolerance", 0.1, "camera_info (and depth/camera_info) for a frame: the one "
+             "with the frame's stamp, else the newest not newer than the frame by at most this (s); a "
+             "frame with neither publishes no camera_info (counted in diagnostics).", min=0.0, max=10.0),
     ParamDef("depth_wait", 0.05, "How long (s) a frame may wait for its depth partner after inference.",
              min=0.0, max=1.0),
     # outputs
@@ -241,3 +244,132 @@ def validate(values: dict[str, Any], class_names: list[str] | None = None) -> st
     if "min_range" in values and "max_range" in values and values["min_range"] >= values["max_range"]:
         return f"min_range ({values['min_range']}) must be below max_range ({values['max_range']})"
     return None
+
+
+# start-up checks: what a params file or `-p name:=value` gave, before rclpy sees it --------------
+
+IGNORED_PREFIXES = ("qos_overrides.",)
+"""Overrides that are not ours to check: rclpy reads them when a publisher/subscription is made."""
+
+
+class StartupParameterError(ValueError):
+    """A parameter given at start that the node cannot run with: one line, exit code 2."""
+
+
+def type_name(value: Any) -> str:
+    """How the ROS parameter types are written in `ros2 param` and the params file."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "array"
+        return f"{type_name(value[0])} array"
+    return type(value).__name__
+
+
+def expected_text(pdef: ParamDef) -> str:
+    """The type a parameter takes, with its range or choices: 'a double in [0.0, 1.0]'."""
+    kind = "string array" if pdef.model_default else type_name(pdef.default)
+    text = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+    if pdef.choices:
+        text += f", one of {', '.join(pdef.choices)}"
+    elif pdef.min is not None and pdef.max is not None:
+        lo, hi = (int(pdef.min), int(pdef.max)) if kind == "integer" else (float(pdef.min), float(pdef.max))
+        text += f" in [{lo}, {hi}]"
+    return text
+
+
+def _same_type(pdef: ParamDef, value: Any) -> bool:
+    expected = "string array" if pdef.model_default else type_name(pdef.default)
+    given = type_name(value)
+    if expected.endswith("array") and given == "array":
+        return True  # [] has no element type
+    return given == expected or (expected == "array" and given.endswith("array"))
+
+
+def startup_value_problem(name: str, value: Any) -> str | None:
+    """Why a value given at start for a known parameter is refused, in one line naming the
+    parameter, the value, and the type and range it needs; None when it is fine."""
+    pdef = BY_NAME.get(name)
+    if pdef is None:
+        return None
+    shown = repr(value) if isinstance(value, str) else str(value)
+    if not _same_type(pdef, value):
+        hint = ""
+        if type_name(value) == "integer" and type_name(pdef.default) == "double":
+            hint = f" (write {float(value)})"
+        elif type_name(pdef.default) == "string array" or pdef.model_default:
+            hint = f" (write {name}:=\"['{value}']\" on the command line)" if isinstance(value, str) else ""
+        return (f"parameter {name}: got {shown} ({type_name(value)}), expected {expected_text(pdef)}{hint}")
+    out_of_range = (pdef.min is not None and pdef.max is not None and not isinstance(value, bool)
+                    and isinstance(value, (int, float)) and not pdef.min <= value <= pdef.max)
+    if out_of_range or (pdef.choices and value not in pdef.choices):
+        return f"parameter {name}: got {shown}, expected {expected_text(pdef)}"
+    return None
+
+
+def unknown_names(given: list[str], known: list[str] | None = None) -> list[str]:
+    """One warning per name that is no parameter of the node, with the closest known name."""
+    import difflib
+
+    known = list(BY_NAME) if known is None else known
+    lines = []
+    for name in sorted(given):
+        if name in known or name.startswith(IGNORED_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        guess = f"; did you mean '{close[0]}'?" if close else ""
+        lines.append(f"unknown parameter '{name}' is ignored{guess}")
+    return lines
+
+
+def params_files(ros_args: list[str]) -> list[str]:
+    """The files given with `--params-file` (ROS arguments, as launch_ros passes them too)."""
+    return [ros_args[i + 1] for i, arg in enumerate(ros_args[:-1]) if arg == "--params-file"]
+
+
+def _node_key_pattern(key: str) -> re.Pattern[str]:
+    """rcl's params-file section names: '/**' any namespace, '*' one name, relative = from '/'."""
+    key = key if key.startswith("/") else "/" + key
+    text = re.escape(key).replace(r"/\*\*", "(/[^/]+)*").replace(r"\*", "[^/]+")
+    return re.compile(f"^{text}$")
+
+
+def read_params_file(path: str) -> Any:
+    """The YAML content of a params file; StartupParameterError (one line) when rcl could not
+    read it either (missing, not YAML)."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as exc:
+        first = " ".join(str(exc).split()) or type(exc).__name__
+        raise StartupParameterError(f"params file {path} cannot be read: {first}") from None
+
+
+def params_file_problems(path: str, fully_qualified_name: str) -> list[str]:
+    """Why a params file gives this node nothing: no section matching its name (rcl then ignores
+    the whole file without a word), or a section without `ros__parameters`. [] when it applies."""
+    import difflib
+
+    content = read_params_file(path)
+    name = fully_qualified_name.rsplit("/", 1)[-1]
+    if not isinstance(content, dict) or not content:
+        return [f"params file {path} holds no node sections (expected '{name}:' or '/**:' with "
+                "'ros__parameters:' under it), so it sets nothing"]
+    keys = [str(k) for k in content]
+    matching = [k for k in keys if _node_key_pattern(k).match(fully_qualified_name)]
+    if not matching:
+        close = difflib.get_close_matches(name, [k.rsplit("/", 1)[-1] for k in keys], n=1, cutoff=0.6)
+        guess = f"; did you mean '{name}' for '{close[0]}'?" if close else ""
+        return [f"params file {path} has no section for this node ({fully_qualified_name}), so every "
+                f"parameter in it is ignored: its sections are {keys}{guess} ('/**' applies to every node)"]
+    return [f"params file {path}: section '{k}' has no 'ros__parameters:' key, so it sets nothing"
+            for k in matching if not isinstance(content[k], dict) or "ros__parameters" not in content[k]]

@@ -301,6 +301,13 @@ def _parse_index(text: str, requested: str) -> int:
     return int(text)
 
 
+def describe_runtime(runtime: Runtime, device_text: str) -> str:
+    """What runs the model, for the start-up log: 'PyTorch on cpu (2 threads)', 'ONNX Runtime
+    (CPUExecutionProvider) on cpu (2 threads)', 'the Triton server localhost:8001 (model selfie)'."""
+    label = getattr(runtime, "label", type(runtime).__name__)
+    return label if getattr(runtime, "remote", False) else f"{label} on {device_text}"
+
+
 def describe_device(device: DeviceLike, cpu_threads: int | None = None) -> str:
     """'cuda:0 (NVIDIA ...)' or 'cpu (N threads)'; `cpu_threads` defaults to torch's count."""
     if device.type == "cuda":

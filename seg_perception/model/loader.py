@@ -81,8 +81,8 @@ def load_model(model: str, device: str | DeviceLike = "auto", fp16: bool = False
         description_path = find_description(path, description)
         if description_path is None:
             raise ModelLoadError(source, f"no model description found: write {path.name}.yaml or "
-                                         f"{path.stem}.yaml beside it, or pass its path as `description` "
-                                         "(format: docs/models.md)")
+                                         f"{path.stem}.yaml beside it, or give its path (node parameter model_description; "
+                                         "--description of segment_offline and serve_triton; format: docs/models.md)")
         spec = load_description(description_path)
         suffix = path.suffix.lower()
         if suffix in ONNX_SUFFIXES + OPENVINO_SUFFIXES:

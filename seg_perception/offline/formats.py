@@ -326,3 +326,37 @@ def make_writer(output_format: str, out: Path, class_map: ClassMap, color: bool 
         return CocoWriter(out, class_map, coco_polygons)
     raise ValueError(f"unknown format '{output_format}'; formats: {', '.join(FORMATS)}")
 
+
+
+PNG_SUFFIXES = ("_mask.png", "_confidence.png", "_overlay.png", "_color.png")
+
+
+def previous_outputs(out: Path) -> list[Path]:
+    """Files in `out` that a segment_offline run of any format writes (index and class files, per
+    frame outputs): what an earlier run left. Anything else in the folder is not listed."""
+    from .index import CLASSES_FILE, INDEX_FILE
+    from .review import REVIEW_FILE
+
+    if not out.is_dir():
+        return []
+    found = [out / name for name in (CLASSES_FILE, INDEX_FILE, REVIEW_FILE, CvatWriter.LABELMAP, "cvat_labels.json",
+                                     CocoWriter.STAGING, CocoWriter.RESULT) if (out / name).is_file()]
+    found += sorted(p for p in out.iterdir() if p.is_file() and p.name.endswith(PNG_SUFFIXES))
+    for folder, suffix in ((CvatWriter.MASKS, ".png"), (CvatWriter.IMAGES, ".jpg"), (CocoWriter.IMAGES, ".jpg"),
+                           ("ImageSets/Segmentation", ".txt")):
+        if (out / folder).is_dir():
+            found += sorted(p for p in (out / folder).iterdir() if p.is_file() and p.suffix == suffix)
+    return found
+
+
+def remove_previous_outputs(out: Path) -> int:
+    """--overwrite: delete what previous_outputs lists (and the folders it empties); returns the count."""
+    files = previous_outputs(out)
+    for path in files:
+        path.unlink()
+    for folder in (CvatWriter.MASKS, CvatWriter.IMAGES, CocoWriter.IMAGES, "ImageSets/Segmentation", "ImageSets"):
+        try:
+            (out / folder).rmdir()  # only when empty
+        except OSError:
+            pass
+    return len(files)

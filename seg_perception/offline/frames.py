@@ -239,6 +239,15 @@ def _stamp(msg: Any, receive_ns: int) -> tuple[int, str]:
     return stamp_ns, stamp_text(stamp_ns)
 
 
+SEGMENTATION_OUTPUTS = ("mask", "confidence", "color_mask", "overlay")
+
+
+def is_segmentation_output(topic: str) -> bool:
+    """`<ns>/segmentation/mask` and its siblings: what segment_offline --bag-out and the node publish."""
+    parts = topic.strip("/").split("/")
+    return len(parts) >= 2 and parts[-2] == "segmentation" and parts[-1] in SEGMENTATION_OUTPUTS
+
+
 def depth_reason(msg: Any, msgtype: str) -> str:
     """Why a message is a depth image ('' when it is not)."""
     if msgtype == COMPRESSED_TYPE:
@@ -318,7 +327,16 @@ class BagSource:
             raise SourceError(f"no image topics (sensor_msgs/msg/Image or CompressedImage) in bag "
                               f"'{self.path}'; its topics: {listing}")
         if not self.wanted:
-            chosen = set(image_topics)
+            # segment_offline --bag-out (and the node) write segmentation/{mask,confidence,color_mask}:
+            # labels, not pictures. Segmenting them again is never what re-reading such a bag meant.
+            own = [t for t in image_topics if is_segmentation_output(t)]
+            for topic in own:
+                self.log(f"ignoring {topic}: a segmentation output (segment_offline --bag-out, segmentation_node); "
+                         "name it with --topic to segment it anyway")
+            chosen = set(image_topics) - set(own)
+            if not chosen:
+                raise SourceError(f"bag '{self.path}' holds only segmentation outputs ({', '.join(own)}); name "
+                                  "one with --topic to segment it anyway")
         else:
             for topic in self.wanted:
                 if topic not in types:

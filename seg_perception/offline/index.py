@@ -25,21 +25,47 @@ class ResumeError(ValueError):
     """The output folder cannot be resumed with these settings."""
 
 
-def classes_document(class_map: ClassMap, model: str, options: SegmentationOptions,
-                     output_format: str = "png") -> dict[str, Any]:
+def settings_document(model: str, options: SegmentationOptions, output_format: str = "png") -> dict[str, Any]:
+    """The part of classes.json known from the command line alone (checked before loading)."""
     size = options.output_size
     return {
         "model": model,
-        "model_name": class_map.model_name,
-        "unlabeled_id": UNLABELED,
-        "classes": [{"id": c.id, "name": c.name, "color": list(c.color), "obstacle": c.obstacle}
-                    for c in class_map.classes],
         "options": {
             "output_size": size if isinstance(size, str) else f"{size[0]}x{size[1]}",
             "confidence_threshold": options.confidence_threshold,
         },
         "format": output_format,
     }
+
+
+def classes_document(class_map: ClassMap, model: str, options: SegmentationOptions,
+                     output_format: str = "png") -> dict[str, Any]:
+    settings = settings_document(model, options, output_format)
+    return {
+        "model": model,
+        "model_name": class_map.model_name,
+        "unlabeled_id": UNLABELED,
+        "classes": [{"id": c.id, "name": c.name, "color": list(c.color), "obstacle": c.obstacle}
+                    for c in class_map.classes],
+        "options": settings["options"],
+        "format": output_format,
+    }
+
+
+def check_resume(out: Path, document: dict[str, Any]) -> None:
+    """--resume refused before the model is loaded: `document` (settings_document) holds the
+    settings known from the command line alone; the class list is checked once loaded."""
+    path = out / CLASSES_FILE
+    if not path.is_file():
+        return
+    try:
+        before = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ResumeError(f"cannot resume '{out}': {path} is unreadable ({exc}); use a new --out") from None
+    changed = sorted(k for k in document if before.get(k) != document[k])
+    if changed:
+        raise ResumeError(f"cannot resume '{out}': it was written with other settings ({', '.join(changed)} "
+                          f"differ in {CLASSES_FILE}); use a new --out or the same settings")
 
 
 def write_classes(out: Path, document: dict[str, Any], resume: bool) -> None:

@@ -16,8 +16,9 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from ..live.health import no_input_advice
 from ..live.latest import LatestPerKey
-from ..live.pairing import StampPairer
+from ..live.pairing import CalibrationPairer, StampPairer
 from ..live.stats import NodeStats
 from ..wire import cdr
 from ..wire.images import ImageFormatError
@@ -48,8 +49,9 @@ class Camera:
     """'' = the plain topic names (image, segmentation/mask); else 'C' for C/image, C/segmentation/mask."""
     image_relative: str = "image"
     """`image` or `image/compressed` (input_transport)."""
-    camera_info: Any | None = None
-    depth_info: Any | None = None
+    camera_info: CalibrationPairer[Any] = field(default_factory=lambda: CalibrationPairer[Any](capacity=10))
+    """The latest color camera_info messages, looked up by the frame's stamp."""
+    depth_info: CalibrationPairer[Any] = field(default_factory=lambda: CalibrationPairer[Any](capacity=10))
     depth: StampPairer[Any] = field(default_factory=lambda: StampPairer[Any](capacity=10))
     outputs: CameraPublishers | None = None
     counters: CameraCounters = field(default_factory=CameraCounters)
@@ -82,6 +84,12 @@ class CameraInputs:
         self._report = report
         self._incompatible_qos = incompatible_qos
         self._subs: list[Any] = []
+        self._cameras: list[Camera] = []
+        self._since = 0.0
+        self._advised = False
+        self._compressed = False
+        self.advice = ""
+        """Why no frame has arrived (who publishes what nearby), once input_timeout has passed."""
 
     @property
     def active(self) -> bool:
@@ -90,6 +98,8 @@ class CameraInputs:
     def subscribe(self, cameras: list[Camera], compressed: bool, reliability: str, depth_qos: int,
                   use_depth: bool) -> None:
         node, image_qos = self._node, qos.image_input(reliability, depth_qos)
+        self._cameras, self._compressed = list(cameras), compressed
+        self._since, self._advised, self.advice = time.monotonic(), False, ""
         image_type = CompressedImage if compressed else Image
         for camera in cameras:
             topic = camera.image_topic
@@ -112,6 +122,36 @@ class CameraInputs:
         for sub in self._subs:
             self._node.destroy_subscription(sub)
         self._subs = []
+        self.advice = ""
+
+    def waiting_advice(self, timeout: float) -> str | None:
+        """Once per activation, `timeout` s after subscribing: for every camera that has had no
+        frame, which topic it waits on and what the ROS graph offers instead (one line each)."""
+        if not self._subs or self._advised or time.monotonic() - self._since < timeout:
+            return None
+        self._advised = True
+        waiting = [c for c in self._cameras if c.counters.frames_in == 0]
+        if not waiting:
+            return None
+        node, ours = self._node, self._node.get_fully_qualified_name()
+        message_type = "sensor_msgs/msg/CompressedImage" if self._compressed else "sensor_msgs/msg/Image"
+
+        def publishers(topic: str) -> list[str]:
+            names = [f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in node.get_publishers_info_by_topic(topic)]
+            return sorted(n for n in set(names) if n != ours)
+
+        others = []
+        for name, types in node.get_topic_names_and_types():
+            nodes = publishers(name) if message_type in types else []
+            if nodes:
+                others.append((name, nodes))
+        lines = []
+        for camera in waiting:
+            topic = node.resolve_topic_name(camera.image_topic)
+            lines.append(no_input_advice(topic, camera.image_topic, message_type, time.monotonic() - self._since,
+                                         publishers(topic), [o for o in others if o[0] != topic]))
+        self.advice = " | ".join(lines)
+        return self.advice
 
     def _on_image(self, camera: Camera) -> Callable[[bytes], None]:
         def store(serialized: bytes) -> None:
@@ -138,7 +178,7 @@ class CameraInputs:
         def store(serialized: bytes) -> None:
             info = self._read(serialized, cdr.read_camera_info, topic)
             if info is not None:
-                setattr(camera, attribute, info)
+                getattr(camera, attribute).add(stamp_to_ns(info.header.stamp), info)
         return store
 
     def _on_depth(self, camera: Camera) -> Callable[[bytes], None]:

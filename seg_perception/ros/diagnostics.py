@@ -39,6 +39,8 @@ class NodeState:
     cameras: list[tuple[str, CameraCounters]] = field(default_factory=list)
     """Per-camera counters when the node serves named cameras."""
     ground_projection: bool = False
+    input_advice: str = ""
+    """Which topic the node waits on and who publishes what nearby, once input_timeout passed."""
 
 
 def node_state(node: SegmentationNode) -> NodeState:
@@ -54,7 +56,8 @@ def node_state(node: SegmentationNode) -> NodeState:
         input_timeout=node.param("input_timeout"), max_latency=node.param("max_latency"),
         inference_server=runtime_health(processor.pipeline.runtime) if processor else None,
         cameras=[(c.label, c.counters) for c in cameras.values()] if len(cameras) > 1 or "" not in cameras else [],
-        ground_projection=node.param("ground_projection"))
+        ground_projection=node.param("ground_projection"),
+        input_advice=node.inputs.advice)
 
 
 def _status(name: str, hardware_id: str, level: int, message: str,
@@ -74,6 +77,8 @@ def build(snap: stats.Snapshot, state: NodeState, stamp: object) -> DiagnosticAr
         level, message = stats.ERROR, state.inference_server.message
     else:
         level, message = stats.verdict(snap, state.input_timeout, state.max_latency, state.last_error)
+        if snap.seconds_since_input is None and state.input_advice:
+            message = state.input_advice  # the same words as the node's log
     values = stats.key_values(snap, state.device, state.model)
     if state.inference_server is not None:
         values.append(("inference_server", state.inference_server.message))

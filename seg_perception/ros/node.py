@@ -13,6 +13,7 @@ The process itself (signals, the spin loop) is apps/segmentation_node.py's.
 from __future__ import annotations
 
 import gc
+import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -23,7 +24,8 @@ from rclpy.parameter import Parameter
 
 from ..engine.frame import FrameProcessor
 from ..live import params, stats
-from ..model.base import DeviceError, ModelLoadError, describe_device
+from ..live.health import HealthWatch
+from ..model.base import DeviceError, ModelLoadError, describe_device, describe_runtime
 from ..model.runtimes.triton import TritonOptions
 from . import diagnostics, parameters, qos
 from .bond import LifecycleBond
@@ -38,7 +40,8 @@ THROTTLE_S = 5.0
 class SegmentationNode(LifecycleNode):
     def __init__(self, node_name: str = "segmentation_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        parameters.declare_all(self)
+        for warning in parameters.declare_all(self):
+            self.get_logger().warning(warning)
         self.stats = stats.NodeStats()
         self._throttle = stats.ReasonThrottle(THROTTLE_S)
         self._qos = qos.IncompatibleQosWarner(self)
@@ -48,6 +51,7 @@ class SegmentationNode(LifecycleNode):
         self.web = WebView(self)  # the live view in a browser, from configure to cleanup (web_port)
         self.device_text = "not loaded"
         self.load_error = ""
+        self._server_watch = HealthWatch()
         self.worker.options = parameters.live_options(self.param)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.add_post_set_parameters_callback(self._after_set_parameters)
@@ -144,10 +148,12 @@ class SegmentationNode(LifecycleNode):
         self._publish_class_map()
         self.web.start(class_map.model_name or spec.name, class_map, list(self.worker.cameras))
         self.worker.web_feed = self.web.feed
+        self._server_watch = HealthWatch()
         self.get_logger().info(
-            f"model '{spec.name}' ({len(class_map)} classes: {', '.join(class_map.names)}) on {self.device_text}, "
-            f"backend {processor.pipeline.backend}, input {spec.input_width}x{spec.input_height} ({spec.resize}); "
-            f"obstacles: {class_map.obstacle_names}; excluded from depth_filtered: {excluded}")
+            f"model '{spec.name}' ({len(class_map)} classes: {', '.join(class_map.names)}) run by "
+            f"{describe_runtime(processor.pipeline.runtime, self.device_text)}, pre/post-processing in "
+            f"{processor.pipeline.backend} on {processor.pipeline.device}, input {spec.input_width}x{spec.input_height} "
+            f"({spec.resize}); obstacles: {class_map.obstacle_names}; excluded from depth_filtered: {excluded}")
         return super().on_configure(state)
 
     def _listen_tf(self) -> None:
@@ -223,7 +229,17 @@ class SegmentationNode(LifecycleNode):
                                                  options.request.confidence_threshold)
 
     def _publish_diagnostics(self) -> None:
-        array = diagnostics.build(self.stats.snapshot(), diagnostics.node_state(self), self.get_clock().now().to_msg())
+        advice = self.inputs.waiting_advice(self.param("input_timeout"))
+        if advice:
+            self.get_logger().warning(advice)
+        snapshot, state = self.stats.snapshot(), diagnostics.node_state(self)
+        server = state.inference_server
+        change = self._server_watch.update(server.ok, server.message, time.monotonic()) if server else None
+        if change and change[0] == "info":  # one severity per call site (rclpy)
+            self.get_logger().info(change[1])
+        elif change:
+            self.get_logger().error(change[1])
+        array = diagnostics.build(snapshot, state, self.get_clock().now().to_msg())
         self._diag_pub.publish(array)
         self.web.publish(array)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
-from rclpy.exceptions import ParameterUninitializedException
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException, ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -42,13 +42,34 @@ _ARRAY_TYPES = {"string": (Parameter.Type.STRING_ARRAY, ParameterType.PARAMETER_
                 "double": (Parameter.Type.DOUBLE_ARRAY, ParameterType.PARAMETER_DOUBLE_ARRAY)}
 
 
-def declare_all(node: Node) -> None:
+def overrides(node: Node) -> dict[str, Any]:
+    """What the params files and `-p name:=value` gave this node (rcl has already filtered them by
+    node name). rclpy keeps them in this attribute and has no public getter."""
+    return {name: p.value for name, p in getattr(node, "_parameter_overrides", {}).items()}
+
+
+def declare_all(node: Node) -> list[str]:
+    """Declare every parameter of the table. A value given at start with the wrong type or out
+    of range raises params.StartupParameterError (one line, instead of rclpy's traceback);
+    returns one warning per given name that is no parameter (with the closest one)."""
+    given = overrides(node)
+    for name, value in given.items():
+        problem = params.startup_value_problem(name, value)
+        if problem:
+            raise params.StartupParameterError(problem)
     for pdef in params.PARAMS:
-        if pdef.declared_unset:
-            # Declared without a value: unset means "the model's own classes", "none", or TF for camera_pose.
-            node.declare_parameter(pdef.name, _ARRAY_TYPES[pdef.array_type][0], descriptor(pdef))
-        else:
-            node.declare_parameter(pdef.name, pdef.default, descriptor(pdef))
+        try:
+            if pdef.declared_unset:
+                # Declared without a value: unset means "the model's own classes", "none", or TF for camera_pose.
+                node.declare_parameter(pdef.name, _ARRAY_TYPES[pdef.array_type][0], descriptor(pdef))
+            else:
+                node.declare_parameter(pdef.name, pdef.default, descriptor(pdef))
+        except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
+            value = given.get(pdef.name, pdef.default)
+            raise params.StartupParameterError(
+                f"parameter {pdef.name}: got {value!r}, expected {params.expected_text(pdef)} "
+                f"({' '.join(str(exc).split())})") from None
+    return params.unknown_names([n for n in given if not node.has_parameter(n)])
 
 
 def optional_string_array(node: Node, name: str) -> list[str] | None:
@@ -67,6 +88,7 @@ class LiveOptions:
     """With every output enabled by parameters; the worker narrows it to what has subscribers."""
     use_depth: bool
     depth_sync_tolerance_ns: int
+    camera_info_tolerance_ns: int
     depth_wait: float
     base_frame: str = "base_link"
     camera_pose: CameraPose | None = None
@@ -90,6 +112,7 @@ def live_options(get: Callable[[str], Any], overrides: Mapping[str, Any] | None 
     pose = value("camera_pose")  # None while unset
     return LiveOptions(request=request, use_depth=value("use_depth"),
                        depth_sync_tolerance_ns=int(round(value("depth_sync_tolerance") * 1e9)),
+                       camera_info_tolerance_ns=int(round(value("camera_info_sync_tolerance") * 1e9)),
                        depth_wait=value("depth_wait"), base_frame=str(value("base_frame")).lstrip("/"),
                        camera_pose=_pose(pose))
 

@@ -30,6 +30,8 @@ from .parameters import LiveOptions
 from .tf import CameraPoses
 
 T = TypeVar("T")
+CALIBRATION_WAIT_S = 0.05
+"""How long a frame waits for its own camera_info (published right after the image)."""
 Batch = list[tuple[Camera, Any, dict[str, float]]]
 """A frame per camera: (camera, wire.cdr image message, {stage: ms} so far)."""
 
@@ -135,8 +137,9 @@ class EngineWorker:
             overlays.append((request.overlay, claimed))
             if claimed:
                 request = dataclasses.replace(request, overlay=True)
-            inputs.append(FrameInput(msg, request, camera.camera_info, self._resolve(camera.topic("camera_info")),
-                                     camera.name))
+            info = camera.camera_info.for_frame(stamp_to_ns(msg.header.stamp), opts.camera_info_tolerance_ns,
+                                                CALIBRATION_WAIT_S)
+            inputs.append(FrameInput(msg, request, info, self._resolve(camera.topic("camera_info")), camera.name))
         for (camera, msg, stages), frame, (topic_overlay, web_overlay), out in zip(
                 batch, inputs, overlays, processor.process_batch(inputs)):
             if frame.request.wants_depth:
@@ -154,9 +157,13 @@ class EngineWorker:
         depth = camera.depth.wait_match(stamp_ns, opts.depth_sync_tolerance_ns, opts.depth_wait)
         if depth is None:
             return None
-        if camera.depth_info is not None:
-            return DepthFrame(depth, camera.depth_info, self._resolve(camera.topic("depth/camera_info")))
-        return DepthFrame(depth, camera.camera_info, self._resolve(camera.topic("camera_info")))
+        depth_ns = stamp_to_ns(depth.header.stamp)
+        tolerance = opts.camera_info_tolerance_ns
+        if camera.depth_info.newest_stamp() is not None:
+            info = camera.depth_info.for_frame(depth_ns, tolerance, CALIBRATION_WAIT_S)
+            return DepthFrame(depth, info, self._resolve(camera.topic("depth/camera_info")))
+        info = camera.camera_info.for_frame(depth_ns, tolerance, 0.0)
+        return DepthFrame(depth, info, self._resolve(camera.topic("camera_info")))
 
     def _publish(self, camera: Camera, msg: Any, out: FrameOutputs, stages: dict[str, float],
                  topic_overlay: bool = True, web_overlay: bool = False) -> None:
@@ -204,7 +211,10 @@ class EngineWorker:
         if status.depth is DepthStatus.OK:
             self._stats.depth_result(None)
         elif status.depth.counter is not None:
-            detail = f"{status.depth.value} ({self._resolve(camera.topic('depth'))})"
+            topic = self._resolve(camera.topic("depth"))
+            detail = f"{status.depth.value} ({topic})"
+            if status.depth is DepthStatus.UNPAIRED and camera.depth.newest_stamp() is None:
+                detail = f"no depth image has arrived on {topic} (no depth camera? use_depth:=false turns clouds off)"
             detail += f": {status.depth_error}" if status.depth_error else ""
             self._stats.depth_result(status.depth.counter, detail)
             if status.depth is not DepthStatus.UNPAIRED:  # expected now and then: counted, not logged

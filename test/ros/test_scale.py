@@ -241,6 +241,9 @@ def test_nodes_share_a_triton_server_survive_its_crash_and_recover(
                                                              for kv in s.values) for s in latest)
 
     wait_until(back_to_ok, TIMEOUT, "diagnostics without the ERROR again")
+    for running in nodes:  # the start-up log names what runs the model; the return is logged
+        assert f"run by the Triton server {server.url}" in running.log, running.log[-3000:]
+        wait_until(lambda: "inference server back after" in running.log, TIMEOUT, "the recovery in the node's log")
     # The runtime reconnects by itself too, shared memory re-registered with the new server.
     wait_until(lambda: _answers(runtime, batch), TIMEOUT, "the runtime to reconnect")
     runtime.close()

@@ -119,3 +119,38 @@ def test_concurrent_adds_and_matches_are_consistent() -> None:
     assert not errors
     # only the last five arrivals are kept
     assert pairer.match(1994, 0) is None and [pairer.match(i, 0) for i in range(1995, 2000)] == list(range(1995, 2000))
+
+
+def test_at_or_before_takes_the_exact_stamp_else_the_newest_not_newer() -> None:
+    pairer: StampPairer[str] = StampPairer()
+    pairer.add(100 * MS, "a")
+    pairer.add(200 * MS, "b")
+    pairer.add(300 * MS, "c")
+    assert pairer.at_or_before(200 * MS, 0) == "b"
+    assert pairer.at_or_before(250 * MS, 60 * MS) == "b"  # newest not newer, within tolerance
+    assert pairer.at_or_before(250 * MS, 40 * MS) is None  # b is 50 ms older: too old
+    assert pairer.at_or_before(50 * MS, 1000 * MS) is None  # only newer ones: never taken
+    assert pairer.at_or_before(290 * MS, 1000 * MS) == "b"  # c is newer: it belongs to a later frame
+    assert pairer.newest_stamp() == 300 * MS
+    assert StampPairer[int]().newest_stamp() is None
+
+
+def test_calibration_waits_for_its_own_frame_once_the_stream_stamps_exactly() -> None:
+    """Drivers publish the image, then its camera_info: a frame taken in between must not get the
+    previous frame's camera_info (a camera that changed size would be refused)."""
+    from seg_perception.live.pairing import CalibrationPairer
+
+    infos: CalibrationPairer[str] = CalibrationPairer()
+    infos.add(100 * MS, "640x480")
+    assert infos.for_frame(100 * MS, 200 * MS, 5.0) == "640x480"  # exact: learns the stream stamps exactly
+    late = threading.Timer(0.05, infos.add, args=(200 * MS, "512x512"))
+    late.start()
+    assert infos.for_frame(200 * MS, 200 * MS, 5.0) == "512x512"  # waited for it, not the 640x480 one
+    late.join()
+    # A stream that never stamps like the frames: the newest not newer, without waiting.
+    other: CalibrationPairer[str] = CalibrationPairer()
+    other.add(90 * MS, "calibration")
+    start = time.monotonic()
+    assert other.for_frame(100 * MS, 20 * MS, 5.0) == "calibration"
+    assert time.monotonic() - start < 1.0
+    assert other.for_frame(100 * MS, 5 * MS, 5.0) is None

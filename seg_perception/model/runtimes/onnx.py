@@ -230,6 +230,10 @@ class OnnxRuntime:
         # Run() synchronizes the provider's stream before returning, so `output` is complete.
         return output
 
+    @property
+    def label(self) -> str:
+        return f"ONNX Runtime ({self.provider})"
+
     def health(self) -> RuntimeHealth | None:
         return None
 

@@ -17,6 +17,7 @@ class TorchModuleRuntime:
     effect of loading it or of resolving a device."""
 
     array_io: bool = False
+    label = "PyTorch"
 
     def __init__(self, module: torch.nn.Module, spec: ModelSpec, device: torch.device,
                  fp16: bool = False, source: str = "", cpu_threads: int = 0) -> None:

@@ -15,6 +15,8 @@ from .torch_module import TorchModuleRuntime
 class TorchScriptRuntime(TorchModuleRuntime):
     """A TorchScript archive on one device; fp16 (CUDA only) converts its weights with .half()."""
 
+    label = "PyTorch (TorchScript)"
+
     def __init__(self, path: str | Path, spec: ModelSpec, device: torch.device, fp16: bool = False,
                  cpu_threads: int = 0) -> None:
         self.path = Path(path)

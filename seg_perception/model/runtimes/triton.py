@@ -164,6 +164,12 @@ class TritonRuntime:
 
     array_io: bool = False
     cpu_threads: int | None = None
+    remote = True
+    """Runs elsewhere: the device of this process only does pre/post-processing."""
+
+    @property
+    def label(self) -> str:
+        return f"the Triton server {self.address.url} (model '{self.address.model}')"
 
     def __init__(self, address: TritonAddress, spec: ModelSpec, options: TritonOptions | None = None,
                  device: torch.device | None = None, clock: Callable[[], float] = time.monotonic) -> None:
