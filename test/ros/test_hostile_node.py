@@ -413,3 +413,41 @@ def test_signal_under_load_exits_cleanly(seg_node: Any, signum: int) -> None:
     assert not bad, bad
     leftover = _left_behind(used)
     assert not leftover, f"shared memory left behind: {sorted(leftover)}"
+
+
+VGA = 640 * 480
+
+
+@pytest.mark.parametrize("transport", ["raw", "compressed"])
+def test_lowered_max_image_pixels_rejects_png_jpeg_and_raw_frames_above_it(node: Any, transport: str) -> None:
+    """max_image_pixels holds at any value, not only the default: frames above a limit set to VGA
+    are refused and counted before they are decoded, and nothing above the limit is published."""
+    compressed = transport == "compressed"
+    n = node({"use_depth": False, "input_transport": transport, "max_image_pixels": VGA})
+    small, big = photo(320, 240), photo(1280, 960)  # 1280x960 = 4x the limit
+    bgr = cv2.cvtColor(big, cv2.COLOR_RGB2BGR)
+    if compressed:
+        def good(stamp: Time) -> None:
+            n.compressed.publish(_compressed("jpeg", cv2.imencode(".jpg", small)[1].tobytes(), stamp))
+        bad = [_compressed("png", cv2.imencode(".png", bgr)[1].tobytes(), Time()),
+               _compressed("jpeg", cv2.imencode(".jpg", bgr)[1].tobytes(), Time())]
+    else:
+        def good(stamp: Time) -> None:
+            n.image.publish(_raw(small, stamp))
+        bad = [_raw(big, Time())]
+    publisher = n.compressed if compressed else n.image
+    n.serve(good)
+    for i, msg in enumerate(bad):
+        before = n.diag.count("rejected_inputs")
+
+        def send(stamp: Time, msg: Any = msg) -> None:
+            msg.header.stamp = stamp
+            publisher.publish(msg)
+        n.rejected_after(send, before, 400 + i)
+        assert not n.got("mask", Time(sec=400 + i)), "a frame above max_image_pixels was segmented"
+    assert f"exceeds the limit of {VGA} pixels" in n.running.log
+    assert "1280x960" in n.running.log
+    n.serve(good)
+    with n.out.cond:
+        sizes = {(m.width, m.height) for _, m in n.out.messages[n.topic("mask")]}
+    assert sizes == {(320, 240)}, f"masks above the limit were published: {sizes}"
