@@ -221,8 +221,10 @@ class NodeStats:
                 stages_ms={name: float(np.mean(values)) for name, values in self._stages.items()})
 
 
-def verdict(snap: Snapshot, input_timeout: float, max_latency: float, last_error: str = "") -> tuple[int, str]:
-    """Diagnostic level and one-line message for a snapshot."""
+def verdict(snap: Snapshot, input_timeout: float, max_latency: float, last_error: str = "",
+            camera_problems: str = "") -> tuple[int, str]:
+    """Diagnostic level and one-line message for a snapshot; `camera_problems` names the cameras of
+    several that yield nothing (health.camera_problems), before any verdict on the node's totals."""
     if snap.errors and last_error and snap.frames_out == 0:
         return ERROR, f"every frame failed: {last_error}"
     # Worked before, fails now: with no output left in the rate window this is not an
@@ -233,6 +235,8 @@ def verdict(snap: Snapshot, input_timeout: float, max_latency: float, last_error
         return WARN, "no image received yet (check the 'image' remapping and QoS)"
     if snap.seconds_since_input > input_timeout:
         return WARN, f"no image for {snap.seconds_since_input:.1f} s"
+    if camera_problems:
+        return WARN, camera_problems
     if snap.camera_info_problem:
         return WARN, f"calibration refused, no clouds: {snap.camera_info_problem}"
     if snap.clock_problem:

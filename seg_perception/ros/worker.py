@@ -102,11 +102,14 @@ class EngineWorker:
             self._stats.frame_failed()
             camera.counters.errors += 1
         self.last_error = f"{type(exc).__name__}: {wire_text(str(exc), 200)}"
+        for camera in cameras:
+            camera.counters.last_problem = self.last_error
         self._report(f"failed:{type(exc).__name__}", f"segmentation failed: {self.last_error}")
 
     def _rejected(self, camera: Camera, kind: str, text: str) -> None:
         self._stats.frame_rejected(f"{kind}: {text}")
         camera.counters.rejected += 1
+        camera.counters.last_problem = f"{kind}: {wire_text(text, 200)}"
         self._report(f"image:{kind}", f"rejected frame on {self._resolve(camera.image_topic)}: {text}")
 
     def _resolve(self, topic: str) -> str:
@@ -152,6 +155,7 @@ class EngineWorker:
         for not_a_stage in ("total", "batch"):
             stages.pop(not_a_stage, None)
         camera.counters.frames_out += 1
+        camera.counters.last_output = time.monotonic()
         self._count_depth(camera, out)
         stamp_ns = stamp_to_ns(msg.header.stamp)
         latency = (self._node.get_clock().now().nanoseconds - stamp_ns) / 1e6 if stamp_ns > 0 else None

@@ -451,3 +451,31 @@ def test_lowered_max_image_pixels_rejects_png_jpeg_and_raw_frames_above_it(node:
     with n.out.cond:
         sizes = {(m.width, m.height) for _, m in n.out.messages[n.topic("mask")]}
     assert sizes == {(320, 240)}, f"masks above the limit were published: {sizes}"
+
+
+def test_a_silent_camera_and_a_camera_of_rejected_frames_are_named(ros: Any, node: Any) -> None:
+    """Of two cameras, one sends nothing: WARN naming it, never OK. Then it sends only frames of an
+    unknown encoding: WARN naming it and the reason, not the model."""
+    n = node({"use_depth": False, "cameras": ["front", "rear"]}, outputs=())
+    front = ros.create_publisher(Image, f"{n.ns}/front/image", qos_profile_sensor_data)
+    rear = ros.create_publisher(Image, f"{n.ns}/rear/image", qos_profile_sensor_data)
+    rgb = photo(160, 120)
+    try:
+        def both_sent(d: Any) -> bool:
+            front.publish(_raw(rgb, ros.get_clock().now().to_msg()))
+            return d.count("front.frames_out") > 0 and d.level == 1 and "camera 'rear'" in d.message
+        n.diag.wait(both_sent, "a WARN naming the silent camera")
+        assert "no image received" in n.diag.message
+
+        def rejected(d: Any) -> bool:
+            stamp = ros.get_clock().now().to_msg()
+            front.publish(_raw(rgb, stamp))
+            rear.publish(_raw(rgb, stamp, encoding="rgb16"))
+            return d.count("rear.rejected_frames") > 0 and "none of" in d.message
+        n.diag.wait(rejected, "a WARN naming the camera whose frames are all rejected")
+        assert n.diag.level == 1
+        assert "camera 'rear'" in n.diag.message and "rgb16" in n.diag.message, n.diag.message
+        assert "too slow" not in n.diag.message
+    finally:
+        ros.destroy_publisher(front)
+        ros.destroy_publisher(rear)
