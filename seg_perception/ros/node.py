@@ -103,8 +103,6 @@ class SegmentationNode(LifecycleNode):
         self.load_error = self.worker.last_error = ""
         self.worker.processor = processor
         class_map, spec = processor.class_map, processor.pipeline.spec
-        if obstacles is None:  # make the effective value visible to `ros2 param get`
-            self.set_parameters([Parameter("obstacle_classes", Parameter.Type.STRING_ARRAY, class_map.obstacle_names)])
         self.device_text = describe_device(processor.pipeline.device, processor.pipeline.runtime.cpu_threads)
         self._diag_timer.timer_period_ns = int(self.param("diagnostics_period") * 1e9)
         image = "image/compressed" if self.param("input_transport") == "compressed" else "image"
