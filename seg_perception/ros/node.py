@@ -24,6 +24,7 @@ from ..engine.frame import FrameProcessor
 from ..live import params, stats
 from ..model.base import DeviceError, ModelLoadError, describe_device
 from ..model.runtimes.triton import TritonOptions
+from ..wire.errors import bounded, first_line
 from . import diagnostics, parameters, qos
 from .bond import LifecycleBond
 from .cameras import Camera, CameraInputs
@@ -97,7 +98,11 @@ class SegmentationNode(LifecycleNode):
                 self.param("model_description") or None, self.param("warmup_iterations"), obstacles,
                 triton=self._triton_options(), cpu_threads=self.param("cpu_threads"))
         except (ModelLoadError, DeviceError, ValueError) as exc:
-            self.load_error = str(exc)
+            self.load_error = bounded(str(exc))
+            self.get_logger().fatal(self.load_error)
+            return TransitionCallbackReturn.FAILURE
+        except Exception as exc:  # noqa: BLE001 - rclpy would swallow it and the reason with it
+            self.load_error = f"configure failed: {type(exc).__name__}: {first_line(exc)}"
             self.get_logger().fatal(self.load_error)
             return TransitionCallbackReturn.FAILURE
         self.load_error = self.worker.last_error = ""

@@ -1,6 +1,23 @@
 """Error text shared by every layer: one line per problem, fit for a log line or a CLI message."""
 from __future__ import annotations
 
+from typing import Final
+
+ERROR_TEXT_LIMIT: Final = 600
+"""Characters of an error text kept for a log line, a diagnostics status or a CLI message: a
+problem is named in a sentence; more is somebody's data quoted back (a YAML alias bomb's value
+was 59 MB)."""
+
+
+def bounded(text: str, limit: int = ERROR_TEXT_LIMIT) -> str:
+    """`text` on one line (runs of whitespace, newlines included, become one space) and at most
+    about `limit` characters; a cut text ends in '...' and says how long it was. Only the head is
+    looked at, so a 59 MB text costs no more than a short one."""
+    head = " ".join(text[: limit * 2].split())
+    if len(head) <= limit and len(text) <= limit * 2:
+        return head
+    return f"{head[:limit]}... ({len(text)} chars)"
+
 
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message, or its type name when it has none.
@@ -9,4 +26,4 @@ def first_line(exc: BaseException) -> str:
     the first line names the problem.
     """
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return bounded(text.splitlines()[0]) if text else type(exc).__name__
