@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["ImageHeader", "read_header"]
+__all__ = ["HeaderRefused", "ImageHeader", "read_header"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,11 @@ _JPEG_SOS: Final = 0xDA
 
 
 def read_header(data: bytes | memoryview) -> ImageHeader | None:
-    """The header of a PNG, JPEG, TIFF or BMP payload; None for anything else or a cut header."""
+    """The header of a PNG, JPEG, TIFF or BMP payload; None for anything else or a cut header.
+
+    Raises:
+        HeaderRefused: a readable header that decoders would read otherwise than we do.
+    """
     buf = memoryview(data).cast("B") if not isinstance(data, bytes) else data
     head = bytes(buf[:8])
     try:
@@ -97,14 +101,44 @@ def _jpeg(buf: bytes | memoryview) -> ImageHeader | None:
     return None
 
 
+# Tags libtiff reads without a warning (tif_dirinfo.c): baseline, extension and the private
+# ones cameras write (XMP, IPTC, Photoshop, EXIF/GPS IFD pointers, ICC). libtiff warns once per
+# other tag on every decode, through OpenCV's log and past any throttle of ours.
+_TIFF_KNOWN_TAGS: Final = frozenset({
+    254, 255, 256, 257, 258, 259, 262, 263, 264, 265, 266, 269, 270, 271, 272, 273, 274, 277, 278, 279,
+    280, 281, 282, 283, 284, 285, 286, 287, 288, 289, 290, 291, 292, 293, 296, 297, 301, 305, 306, 315,
+    316, 317, 318, 319, 320, 321, 322, 323, 324, 325, 330, 332, 333, 334, 336, 337, 338, 339, 340, 341,
+    342, 343, 347, 512, 513, 514, 515, 517, 518, 519, 520, 521, 529, 530, 531, 532, 700, 33432, 33723,
+    34377, 34665, 34675, 34853})
+_TIFF_MAX_TAGS: Final = 64
+"""An image needs a dozen tags; a camera's EXIF lives in its own IFD (one pointer tag)."""
+
+
+class HeaderRefused(Exception):  # noqa: N818 - not an error of ours: a header we will not trust
+    """A header that is readable but that a decoder would read differently from us, or that would
+    make the decoder log on every frame: refuse the image, with this reason."""
+
+
 def _tiff(buf: bytes | memoryview) -> ImageHeader | None:
+    """libtiff reads the first of two entries for one tag (and warns); a reader keeping the last
+    would check a size the decoder does not use. So a directory whose tags repeat or are out of
+    order (the TIFF rule: ascending), or that holds tags libtiff does not know, is refused."""
     order = "<" if bytes(buf[:2]) == b"II" else ">"
     (ifd,) = struct.unpack(order + "I", bytes(buf[4:8]))
     (count,) = struct.unpack(order + "H", bytes(buf[ifd:ifd + 2]))
+    if count > _TIFF_MAX_TAGS:
+        raise HeaderRefused(f"TIFF directory of {count} tags (at most {_TIFF_MAX_TAGS} accepted)")
     tags: dict[int, int] = {}
-    for i in range(min(count, 512)):
+    previous = -1
+    for i in range(count):
         entry = bytes(buf[ifd + 2 + 12 * i:ifd + 14 + 12 * i])
         tag, kind, n = struct.unpack(order + "HHI", entry[:8])
+        if tag <= previous:
+            raise HeaderRefused(f"TIFF tag {tag} {'repeated' if tag == previous else 'out of order'}: "
+                                "decoders disagree on which entry counts")
+        previous = tag
+        if tag not in _TIFF_KNOWN_TAGS:
+            raise HeaderRefused(f"TIFF tag {tag} unknown to libtiff (it would warn on every frame)")
         if tag in (256, 257, 258, 277) and n >= 1:
             # SHORT values sit left-justified in the 4-byte field; LONG fill it.
             if kind == 3:

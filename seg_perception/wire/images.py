@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 import simplejpeg
 
-from .image_headers import read_header
+from .image_headers import HeaderRefused, read_header
 from .text import wire_text
 
 __all__ = [
@@ -328,7 +328,10 @@ def compressed_to_rgb(msg: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> n
     buffer = _data_bytes(msg.data)
     if buffer.size == 0:
         raise ImageFormatError(f"empty compressed image (format {wire_text(fmt)})", "empty")
-    header = read_header(buffer.data)
+    try:
+        header = read_header(buffer.data)
+    except HeaderRefused as exc:
+        raise ImageFormatError(f"refused compressed image (format {wire_text(fmt)}): {exc}", "format") from exc
     if header is None:
         raise ImageFormatError(
             f"corrupt or unsupported compressed image (format {wire_text(fmt)}): the payload does "

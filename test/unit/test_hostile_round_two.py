@@ -3,11 +3,13 @@ quote megabytes, TIFF headers that lie, calibrations with a million coefficients
 that are not finite or name classes the model does not have."""
 from __future__ import annotations
 
+import struct
 import time
 from pathlib import Path
 
 import pytest
 
+from devtools.hostile import tiff
 from seg_perception.model.base import ModelLoadError
 from seg_perception.model.description import load_description
 from seg_perception.wire.errors import ERROR_TEXT_LIMIT, bounded, first_line
@@ -62,3 +64,59 @@ def test_bounded_and_first_line() -> None:
     assert len(cut) < ERROR_TEXT_LIMIT + 40 and cut.endswith("(5000000 chars)")
     assert len(first_line(ValueError("y" * 1_000_000 + "\nmore"))) < ERROR_TEXT_LIMIT + 40
     assert first_line(ValueError()) == "ValueError"
+
+
+class _Compressed:
+    def __init__(self, data: bytes, fmt: str = "tiff") -> None:
+        self.data = data
+        self.format = fmt
+
+
+def _repeated_size_tiff() -> bytes:
+    """libtiff takes the first ImageWidth/ImageLength (20000x15000), a last-wins reader 64x48; the
+    deflated pixels make it ~300 KB (before: 19 s and +1719 MiB to be decoded, then refused)."""
+    sorted_repeat = tiff(20000, 15000, data=bytes(20000 * 15000), deflate=True)
+    # Insert a second ImageWidth right after the first, keeping the directory otherwise sorted.
+    count = struct.unpack("<H", sorted_repeat[8:10])[0]
+    entries = [sorted_repeat[10 + 12 * i:22 + 12 * i] for i in range(count)]
+    entries.insert(1, struct.pack("<HHII", 256, 4, 1, 64))
+    body = sorted_repeat[10 + 12 * count + 4:]
+    shift = 12
+    fixed = []
+    for entry in entries:
+        tag, kind, n, value = struct.unpack("<HHII", entry)
+        fixed.append(struct.pack("<HHII", tag, kind, n, value + shift if tag == 273 else value))
+    return sorted_repeat[:8] + struct.pack("<H", count + 1) + b"".join(fixed) + b"\0\0\0\0" + body
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (_repeated_size_tiff, "TIFF tag 256 repeated"),
+    (lambda: tiff(64, 48, extra_tags=[(256, 4, 20000)]), "out of order"),
+    (lambda: tiff(64, 48, extra_tags=[(40000 + i, 3, 1) for i in range(3000)]),
+     "TIFF directory of 3009 tags"),
+    (lambda: tiff(64, 48, extra_tags=[(40000, 3, 1)]),
+     "TIFF tag 40000 unknown to libtiff"),
+])
+def test_tiff_directories_decoders_read_otherwise_are_refused_before_decoding(make: object, fragment: str,
+                                                                               capfd: pytest.CaptureFixture[str]) -> None:
+    from seg_perception.wire.images import ImageFormatError, compressed_to_rgb
+
+    payload = make()  # type: ignore[operator]
+    start = time.perf_counter()
+    with pytest.raises(ImageFormatError, match=fragment) as caught:
+        compressed_to_rgb(_Compressed(payload))
+    assert caught.value.kind == "format"
+    assert time.perf_counter() - start < 0.5
+    assert "TIFF" not in capfd.readouterr().err, "libtiff was reached and warned"
+
+
+def test_plain_tiffs_still_decode() -> None:
+    import cv2
+    import numpy as np
+
+    from seg_perception.wire.images import compressed_to_rgb
+
+    assert compressed_to_rgb(_Compressed(tiff(64, 48))).shape == (48, 64, 3)
+    gray = (np.arange(48 * 64) % 251).astype(np.uint8).reshape(48, 64)
+    decoded = compressed_to_rgb(_Compressed(cv2.imencode(".tiff", gray)[1].tobytes()))
+    assert np.array_equal(decoded[:, :, 0], gray)
