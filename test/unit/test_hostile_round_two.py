@@ -120,3 +120,107 @@ def test_plain_tiffs_still_decode() -> None:
     gray = (np.arange(48 * 64) % 251).astype(np.uint8).reshape(48, 64)
     decoded = compressed_to_rgb(_Compressed(cv2.imencode(".tiff", gray)[1].tobytes()))
     assert np.array_equal(decoded[:, :, 0], gray)
+
+
+# Models fine on the zeros they are checked with at load, broken on a real (bright) frame.
+class _NanOnBright:
+    """logits whose second channel is sqrt(0.5 - x): NaN wherever a pixel is brighter than 0.5."""
+
+    @staticmethod
+    def module() -> object:
+        import torch
+        from torch import nn
+
+        class M(nn.Module):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                bright = x[:, :1]
+                return torch.cat([bright * 0.0, torch.sqrt(0.5 - bright)], dim=1)
+        return M().eval()
+
+
+class _IdsOnBright:
+    """label ids: 300 wherever a pixel is brighter than 0.5, else 0."""
+
+    @staticmethod
+    def module() -> object:
+        import torch
+        from torch import nn
+
+        class M(nn.Module):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return (x[:, :1] > 0.5).to(torch.int64) * 300
+        return M().eval()
+
+
+def _export(tmp_path: Path, maker: object, output: str, fmt: str) -> str:
+    import warnings
+
+    import torch
+    import yaml
+
+    module = maker.module()  # type: ignore[attr-defined]
+    example = torch.zeros(1, 3, 24, 32)
+    if fmt == "onnx":
+        path = tmp_path / "m.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=17, input_names=["x"])
+    else:
+        path = tmp_path / "m.pt"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.jit.trace(module, example).save(str(path))
+    path.with_suffix(".yaml").write_text(yaml.safe_dump(
+        {"name": "broken", "input": {"width": 32, "height": 24}, "output": output, "classes": ["a", "b"]}))
+    return str(path)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "pt"])
+@pytest.mark.parametrize("maker, output, fault, fragment", [
+    (_NanOnBright, "logits", "not_finite", "non-finite values"),
+    (_IdsOnBright, "labels", "label_ids", "label ids outside its classes"),
+])
+def test_a_model_output_that_goes_bad_on_a_real_frame_fails_that_frame(
+        tmp_path: Path, fmt: str, maker: object, output: str, fault: str, fragment: str) -> None:
+    import numpy as np
+
+    from seg_perception.engine.frame import FrameProcessor, FrameRequest
+    from seg_perception.engine.output_check import ModelOutputError
+
+    processor = FrameProcessor.load(_export(tmp_path, maker, output, fmt), "cpu", warmup_iterations=1)
+    try:
+        dark = _RawImage(np.full((48, 64, 3), 10, np.uint8))
+        assert processor.process(dark, FrameRequest()).segmentation is not None  # loads and serves
+        bright = _RawImage(np.full((48, 64, 3), 250, np.uint8))
+        with pytest.raises(ModelOutputError, match=fragment) as caught:
+            processor.process(bright, FrameRequest())
+        assert caught.value.fault == fault and "model 'broken'" in str(caught.value)
+        assert processor.process(dark, FrameRequest()).segmentation is not None  # and serves on
+    finally:
+        processor.close()
+
+
+class _RawImage:
+    def __init__(self, rgb: object) -> None:
+        import numpy as np
+
+        arr = np.ascontiguousarray(rgb)
+        self.height, self.width = arr.shape[:2]
+        self.encoding, self.is_bigendian, self.step, self.data = "rgb8", 0, arr.shape[1] * 3, arr.tobytes()
+
+
+def test_output_shape_and_channels_are_checked_per_frame() -> None:
+    import numpy as np
+
+    from seg_perception.engine.output_check import ModelOutputError, check_output
+    from seg_perception.model.base import ModelSpec
+    from seg_perception.model.labels import ClassMap
+
+    spec = ModelSpec(name="m", input_width=8, input_height=8, classes=ClassMap.from_names(["a", "b"]))
+    check_output(np.zeros((2, 2, 4, 4), np.float32), spec, 2)
+    for bad, fault in ((np.zeros((1, 5, 4, 4), np.float32), "channels"),   # a server answering 5 channels
+                       (np.zeros((2, 2, 4, 4), np.float32), "channels"),   # 2 outputs for 1 frame
+                       (np.full((1, 2, 4, 4), np.inf, np.float32), "not_finite")):
+        with pytest.raises(ModelOutputError) as caught:
+            check_output(bad, spec, 1)
+        assert caught.value.fault == fault
