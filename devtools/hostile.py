@@ -82,3 +82,38 @@ def tiff(width: int, height: int, extra_tags: Sequence[tuple[int, int, int]] = (
         entries.append(struct.pack("<HHI", tag, kind, 1) + packed)
     return (b"II*\x00" + struct.pack("<I", ifd_offset) + struct.pack("<H", len(tags)) + b"".join(entries)
             + b"\x00\x00\x00\x00" + pixels)
+
+
+class SilentServer:
+    """A TCP server on localhost that accepts every connection and never answers: what a hung
+    inference server looks like to a gRPC client (each call waits for its deadline)."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self.accepted = 0
+        self._held: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def start(self) -> SilentServer:
+        self._listener.listen(16)
+        self._thread.start()
+        return self
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            self._held.append(conn)
+            self.accepted += 1
+
+    def close(self) -> None:
+        self._listener.close()
+        for conn in self._held:
+            conn.close()

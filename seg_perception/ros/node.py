@@ -23,13 +23,13 @@ from rclpy.parameter import Parameter
 from ..engine.frame import FrameProcessor
 from ..live import params, stats
 from ..model.base import DeviceError, ModelLoadError, describe_device
-from ..model.runtimes.triton import TritonOptions
+from ..model.runtimes.triton import TritonOptions, is_triton_model
 from ..wire.errors import bounded, first_line
 from . import diagnostics, parameters, qos
 from .bond import LifecycleBond
 from .cameras import Camera, CameraInputs
 from .outputs import CameraPublishers
-from .worker import EngineWorker
+from .worker import EngineWorker, Interrupted
 
 THROTTLE_S = 5.0
 
@@ -96,10 +96,15 @@ class SegmentationNode(LifecycleNode):
             processor = self.worker.call(
                 FrameProcessor.load, self.param("model"), self.param("device"), self.param("fp16"),
                 self.param("model_description") or None, self.param("warmup_iterations"), obstacles,
-                triton=self._triton_options(), cpu_threads=self.param("cpu_threads"))
+                triton=self._triton_options(), cpu_threads=self.param("cpu_threads"),
+                remote=is_triton_model(self.param("model")))
         except (ModelLoadError, DeviceError, ValueError) as exc:
             self.load_error = bounded(str(exc))
             self.get_logger().fatal(self.load_error)
+            return TransitionCallbackReturn.FAILURE
+        except Interrupted as exc:
+            self.load_error = str(exc)
+            self.get_logger().warning(f"configure: {exc}")
             return TransitionCallbackReturn.FAILURE
         except Exception as exc:  # noqa: BLE001 - rclpy would swallow it and the reason with it
             self.load_error = f"configure failed: {type(exc).__name__}: {first_line(exc)}"
@@ -162,7 +167,7 @@ class SegmentationNode(LifecycleNode):
         self.inputs.unsubscribe()
         self.worker.stop()
         if self.worker.processor is not None:
-            self.worker.call(self.worker.processor.pipeline.release_cache)
+            self.worker.call_bounded(self.worker.processor.pipeline.release_cache)
 
     def _release(self) -> None:
         self._stop_work()
@@ -171,7 +176,7 @@ class SegmentationNode(LifecycleNode):
                 camera.outputs.destroy()
         self.worker.cameras = {}
         if self.worker.processor is not None:
-            self.worker.call(self.worker.processor.close)
+            self.worker.call_bounded(self.worker.processor.close)
             self.worker.processor = None
             gc.collect()
         self.device_text = "not loaded"

@@ -479,3 +479,71 @@ def test_a_silent_camera_and_a_camera_of_rejected_frames_are_named(ros: Any, nod
     finally:
         ros.destroy_publisher(front)
         ros.destroy_publisher(rear)
+
+
+def test_a_hung_triton_server_blocks_neither_deactivate_nor_diagnostics_nor_exit(ros: Any, node: Any) -> None:
+    """A server that accepts and never answers holds a model call for all of triton_timeout (30 s
+    here). Deactivate must still answer within about a second, /diagnostics must keep coming
+    meanwhile (the bond heartbeat shares that executor) and SIGINT must end the process at once.
+    Before: deactivate 26 s with no /diagnostics, Ctrl-C 24 s."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    from devtools.harness import call_service
+    from devtools.hostile import SilentServer
+
+    server = SilentServer()  # bound, not listening yet: the load finds nobody (fast) and goes on
+    try:
+        n = node({"use_depth": False, "model": f"triton://127.0.0.1:{server.port}/selfie", "triton_timeout": 30.0})
+        n.diag.wait(lambda d: d.level >= 0, "a first diagnostics status")
+        server.start()
+        rgb = photo(160, 120)
+
+        def engine_held() -> bool:
+            n.image.publish(_raw(rgb, ros.get_clock().now().to_msg()))
+            return server.accepted > 0
+        wait_until(engine_held, TIMEOUT, "the node to call the silent server")
+        sent = n.diag.count("frames_in")
+        wait_until(lambda: n.diag.count("frames_in") > sent, TIMEOUT, "a frame to reach the node")
+
+        start = time.monotonic()
+        reply = call_service(ros, ChangeState, f"{n.ns}/{n.running.name}/change_state",
+                             ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE)))
+        took = time.monotonic() - start
+        assert reply.success, n.running.log[-2000:]
+        assert took < 5.0, f"deactivate took {took:.1f} s while the server hung"
+        print(f"deactivate with a hung server: {took:.2f} s")
+        n.diag.wait(lambda d: d.message == "inactive", "diagnostics while the model call hangs", timeout=5.0)
+        assert "still in a model call" in n.running.log
+
+        start = time.monotonic()
+        n.running.proc.send_signal(signal.SIGINT)
+        code = n.running.proc.wait(TIMEOUT)
+        took = time.monotonic() - start
+        assert code == 0, n.running.log[-2000:]
+        assert took < 5.0, f"SIGINT took {took:.1f} s while the server hung"
+        print(f"SIGINT with a hung server: {took:.2f} s")
+    finally:
+        server.close()
+
+
+def test_sigint_while_configure_waits_on_a_hung_server_exits_at_once(seg_node: Any) -> None:
+    """Autostart's configure loads a triton:// model from a server that accepts and never answers;
+    Ctrl-C must end the process now, not after the load's calls time out (before: 10.4 s)."""
+    from devtools.hostile import SilentServer
+
+    server = SilentServer().start()
+    try:
+        running = seg_node({"use_depth": False, "model": f"triton://127.0.0.1:{server.port}/selfie",
+                            "triton_timeout": 30.0, "warmup_iterations": 1})
+        wait_until(lambda: server.accepted > 0 or running.proc.poll() is not None, TIMEOUT,
+                   "the load to reach the silent server")
+        start = time.monotonic()
+        running.proc.send_signal(signal.SIGINT)
+        code = running.proc.wait(TIMEOUT)
+        took = time.monotonic() - start
+        assert code == 0, running.log[-2000:]
+        assert took < 5.0, f"SIGINT during configure took {took:.1f} s"
+        assert "interrupted" in running.log
+    finally:
+        server.close()
