@@ -224,3 +224,28 @@ def test_output_shape_and_channels_are_checked_per_frame() -> None:
         with pytest.raises(ModelOutputError) as caught:
             check_output(bad, spec, 1)
         assert caught.value.fault == fault
+
+
+class _Info:
+    def __init__(self, d: object, model: str = "plumb_bob") -> None:
+        self.k = [500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0]
+        self.p = [500.0, 0.0, 320.0, 0.0, 0.0, 500.0, 240.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+        self.width, self.height, self.d, self.distortion_model = 640, 480, d, model
+
+
+def test_a_million_distortion_coefficients_are_refused_before_they_are_read() -> None:
+    import numpy as np
+
+    from seg_perception.engine.frame import checked_camera_info
+    from seg_perception.engine.geometry import Placement
+
+    place = Placement.for_policy("stretch", 640, 480, 64, 48)
+    start = time.perf_counter()
+    info, why = checked_camera_info(_Info(np.zeros(1_000_000)), place, "camera_info")
+    assert info is None and "D has 1000000 coefficients; distortion_model 'plumb_bob' has 5" in why
+    assert time.perf_counter() - start < 0.05
+    for d, model in (([0.0] * 5, "plumb_bob"), ([0.0] * 8, "rational_polynomial"), ([0.0] * 4, "equidistant"),
+                     ([0.0] * 5, ""), ([0.0] * 12, "some_vendor_model"), ([], "")):
+        assert checked_camera_info(_Info(d, model), place, "camera_info")[0] is not None, (d, model)
+    for d, model in (([0.0] * 8, "plumb_bob"), ([0.0] * 15, "some_vendor_model"), ([0.0] * 20, "")):
+        assert checked_camera_info(_Info(d, model), place, "camera_info")[0] is None, (d, model)
