@@ -18,7 +18,7 @@ __all__ = ["HeaderRefused", "ImageHeader", "read_header"]
 @dataclass(frozen=True)
 class ImageHeader:
     codec: str
-    """'png', 'jpeg', 'tiff' or 'bmp'."""
+    """'png', 'jpeg', 'tiff', 'bmp' or 'webp'."""
     width: int
     height: int
     channels: int
@@ -46,7 +46,7 @@ _JPEG_SOS: Final = 0xDA
 
 
 def read_header(data: bytes | memoryview) -> ImageHeader | None:
-    """The header of a PNG, JPEG, TIFF or BMP payload; None for anything else or a cut header.
+    """The header of a PNG, JPEG, TIFF, BMP or WebP payload; None for anything else or a cut header.
 
     Raises:
         HeaderRefused: a readable header that decoders would read otherwise than we do.
@@ -62,6 +62,8 @@ def read_header(data: bytes | memoryview) -> ImageHeader | None:
             return _tiff(buf)
         if head[:2] == b"BM":
             return _bmp(buf)
+        if head[:4] == b"RIFF" and bytes(buf[8:12]) == b"WEBP":
+            return _webp(buf)
     except (struct.error, IndexError, ValueError):
         return None
     return None
@@ -162,3 +164,23 @@ def _bmp(buf: bytes | memoryview) -> ImageHeader | None:
         width, height = struct.unpack("<ii", bytes(buf[18:26]))
     # A negative height means rows stored top-down; the size is its magnitude.
     return ImageHeader("bmp", abs(width), abs(height), 4, 1)
+
+
+def _webp(buf: bytes | memoryview) -> ImageHeader | None:
+    # RIFF container; the first chunk says how the size is stored (RFC 9649).
+    kind = bytes(buf[12:16])
+    if kind == b"VP8 ":  # lossy: start code 9d 01 2a, then 14-bit width and height
+        if bytes(buf[23:26]) != b"\x9d\x01\x2a":
+            return None
+        width, height = struct.unpack("<HH", bytes(buf[26:30]))
+        return ImageHeader("webp", width & 0x3FFF, height & 0x3FFF, 3, 1)
+    if kind == b"VP8L":  # lossless: signature 0x2f, then 14 bits width-1 and height-1
+        if buf[20] != 0x2F:
+            return None
+        (bits,) = struct.unpack("<I", bytes(buf[21:25]))
+        return ImageHeader("webp", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, 4, 1)
+    if kind == b"VP8X":  # extended: 24-bit canvas width-1 and height-1
+        width = int.from_bytes(bytes(buf[24:27]), "little") + 1
+        height = int.from_bytes(bytes(buf[27:30]), "little") + 1
+        return ImageHeader("webp", width, height, 4, 1)
+    return None

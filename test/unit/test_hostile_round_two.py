@@ -249,3 +249,75 @@ def test_a_million_distortion_coefficients_are_refused_before_they_are_read() ->
         assert checked_camera_info(_Info(d, model), place, "camera_info")[0] is not None, (d, model)
     for d, model in (([0.0] * 8, "plumb_bob"), ([0.0] * 15, "some_vendor_model"), ([0.0] * 20, "")):
         assert checked_camera_info(_Info(d, model), place, "camera_info")[0] is None, (d, model)
+
+
+# Image files (segment_offline, camera_replay): the node's decode path and limits ------------
+
+def test_image_files_go_through_the_header_check(tmp_path: Path) -> None:
+    import numpy as np
+
+    from devtools.hostile import png_bomb
+    from seg_perception.offline.sources import frames, read_image
+    from seg_perception.wire.images import ImageFormatError, ImageLimits
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_bomb(20000, 20000))  # 48 KB; cv2.imread: 1.2 GB and seconds
+    start = time.perf_counter()
+    with pytest.raises(ImageFormatError, match="exceeds the limit") as caught:
+        read_image(bomb)
+    assert caught.value.kind == "too_large" and "bomb.png" in str(caught.value)
+    assert time.perf_counter() - start < 0.5
+    with pytest.raises(ValueError, match="exceeds the limit"):
+        list(frames(str(bomb)))
+    import cv2
+
+    ok = tmp_path / "ok.webp"
+    rgb = (np.arange(48 * 64 * 3) % 251).astype(np.uint8).reshape(48, 64, 3)
+    cv2.imwrite(str(ok), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_WEBP_QUALITY, 101])  # lossless
+    assert np.array_equal(read_image(ok), rgb)
+    with pytest.raises(ImageFormatError, match="exceeds the limit"):
+        read_image(ok, ImageLimits(64 * 47))
+
+
+def test_webp_headers_of_each_kind() -> None:
+    import cv2
+    import numpy as np
+
+    from seg_perception.wire.image_headers import read_header
+
+    rgb = np.zeros((37, 53, 3), np.uint8)
+    for quality in (101, 80):  # lossless (VP8L), lossy (VP8)
+        header = read_header(cv2.imencode(".webp", rgb, [cv2.IMWRITE_WEBP_QUALITY, quality])[1].tobytes())
+        assert header is not None and (header.codec, header.width, header.height) == ("webp", 53, 37)
+
+
+def test_video_frames_are_held_to_the_limit_before_decoding(tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    from seg_perception.offline.sources import frames
+    from seg_perception.wire.images import ImageLimits
+
+    path = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 48))
+    for _ in range(3):
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    assert len(list(frames(str(path)))) == 3
+    with pytest.raises(ValueError, match="video '.*v.avi' frames of 64x48 pixels .* exceeds the limit"):
+        next(frames(str(path), ImageLimits(1000)))
+
+
+@pytest.mark.parametrize("args", [["--rate", "0"], ["--rate", "nan"], ["--rate", "-3"], ["--size", "0x0"],
+                                  ["--size", "2x"], ["--size", "\u00b2x3"], ["--size", "100000x100000"],
+                                  ["--count", "-1"]])
+def test_camera_replay_refuses_bad_arguments_with_usage_not_a_traceback(args: list[str],
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("rclpy")
+    from seg_perception.apps.camera_replay import parse_args
+
+    with pytest.raises(SystemExit) as caught:
+        parse_args(["camera_replay", *args])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: camera_replay" in err and "Traceback" not in err
