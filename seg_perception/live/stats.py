@@ -238,7 +238,9 @@ def verdict(snap: Snapshot, input_timeout: float, max_latency: float, last_error
     if camera_problems:
         return WARN, camera_problems
     if snap.camera_info_problem:
-        return WARN, f"calibration refused, no clouds: {snap.camera_info_problem}"
+        # The color calibration only: it is not republished, while clouds (projected with the
+        # depth calibration when there is one) may well go on; the depth status says if not.
+        return WARN, f"calibration refused, not republished on segmentation/camera_info: {snap.camera_info_problem}"
     if snap.clock_problem:
         return WARN, f"clock problem ({snap.clock_problems} frames so far): {snap.clock_problem}"
     slow = health.throughput_problem(snap.input_rate, snap.output_rate, snap.pipeline_ms, snap.dropped_rate,

@@ -18,6 +18,7 @@ from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 
+from seg_perception.live import health  # noqa: E402
 from seg_perception.ros import qos  # noqa: E402
 from devtools.harness import Collector, image_msg, photo, wait_until  # noqa: E402
 
@@ -417,7 +418,18 @@ def test_diagnostics_report_rates_and_counters(ros: Any, session: Any) -> None:
     assert 0.6 * received_hz <= float(values["output_rate_hz"]) <= 1.4 * received_hz + 0.5, (values, received_hz)
     assert float(values["inference_ms"]) > 0
     assert values["device"].startswith("cpu") and values["model"] == "mediapipe_selfie_segmentation"
-    assert status.level == b"\x00", status.message
+    # The level depends on the machine's speed (a busy one rightly says WARN "model too slow" at
+    # 248 ms per frame): check that the verdict is the one its own measurements call for.
+    assert values["rejected_inputs"] == "0" and values["errors"] == "0", values
+    level = status.level[0]
+    if level == 0:
+        assert status.message.startswith("segmenting at"), status.message
+    else:
+        assert level == 1, (status.message, values)
+        slow = health.throughput_problem(float(values["input_rate_hz"]), float(values["output_rate_hz"]),
+                                         float(values["pipeline_ms"]), 0.0, 0.0, 0.0)
+        assert ("too slow" in status.message or "dropped" in status.message) and slow is not None, \
+            (status.message, values)
     ros.destroy_subscription(diags.subs[0])
 
 

@@ -76,3 +76,19 @@ def test_node_verdict_names_the_camera_not_the_model() -> None:
     assert level == stats.WARN
     assert message.startswith("camera 'rear': none of 50 frames segmented (0 rejected, 50 failed)")
     assert "model too slow" not in message
+
+
+def test_a_refused_color_calibration_does_not_claim_the_clouds_stopped() -> None:
+    clock = FakeClock()
+    s = stats.NodeStats(clock=clock)
+    for _ in range(10):
+        clock.advance(0.1)
+        s.frame_received(False)
+        s.frame_done(5.0, 10.0, None)
+        s.depth_result(None)  # clouds are published (from the depth camera's calibration)
+    s.camera_info_invalid("/cam/camera_info", "K has non-finite entries")
+    snap = s.snapshot()
+    level, message = stats.verdict(snap, 2.0, 10.0)
+    assert level == stats.WARN and "not republished" in message and "/cam/camera_info" in message
+    assert "no cloud" not in message
+    assert stats.depth_verdict(snap) == (stats.OK, "10 clouds published")
