@@ -20,7 +20,7 @@ from ..model.labels import ClassMap
 from .bagout import SegmentedBagWriter, free_bag_path
 from .formats import make_writer
 from .frames import FrameRef, FrameSource, SourceError
-from .index import IndexFile
+from .index import IndexFile, safe_frame_name
 from .progress import Progress
 from .review import write_review
 from .segment import BadFrame, FrameSegmenter, Outcome
@@ -116,7 +116,7 @@ class Plan:
             self._seen[ref.stream] += 1
             if position % self.every:
                 continue
-            ref.name = unique_name(ref.name, self._used)
+            ref.name = unique_name(safe_frame_name(ref.name), self._used)
             ref.ordinal = self._ordinal
             self._ordinal += 1
             if ref.name in self.done:
