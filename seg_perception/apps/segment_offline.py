@@ -54,7 +54,7 @@ from ..engine.geometry import parse_output_size
 from ..offline.bagout import BagOutError
 from ..offline.formats import FORMATS
 from ..offline.frames import BagSource, Source, SourceError, check_source, open_source
-from ..offline.index import ResumeError, classes_document, write_classes
+from ..offline.index import ResumeError, classes_document
 from ..offline.progress import Progress, duration
 from ..offline.ray_exec import RayError
 from ..offline.review import REVIEW_FILE
@@ -228,9 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _error(str(exc))
             stack.callback(executor.close)
             out.mkdir(parents=True, exist_ok=True)
-            write_classes(out, classes_document(class_map, args.model, options, args.output_format), args.resume)
             outputs = Outputs(out, class_map, args.output_format, args.resume, args.bag_out, args.confidence_threshold,
-                              args.color)
+                              args.color, classes_document(class_map, args.model, options, args.output_format))
             stack.callback(outputs.close)
             done = len(outputs.index.rows)
             if done:

@@ -61,6 +61,12 @@ def classes_document(class_map: ClassMap, model: str, options: SegmentationOptio
 
 
 def write_classes(out: Path, document: dict[str, Any], resume: bool) -> None:
+    check_classes(out, document, resume)
+    (out / CLASSES_FILE).write_text(json.dumps(document, indent=2) + "\n")
+
+
+def check_classes(out: Path, document: dict[str, Any], resume: bool) -> None:
+    """Raise ResumeError when a resumed folder was written with other settings."""
     path = out / CLASSES_FILE
     if resume and path.is_file():
         before = json.loads(path.read_text())
@@ -68,7 +74,6 @@ def write_classes(out: Path, document: dict[str, Any], resume: bool) -> None:
         if changed:
             raise ResumeError(f"cannot resume '{out}': it was written with other settings ({', '.join(changed)} "
                               f"differ in {CLASSES_FILE}); use a new --out or the same settings")
-    path.write_text(json.dumps(document, indent=2) + "\n")
 
 
 def index_header(class_map: ClassMap) -> list[str]:
@@ -91,10 +96,15 @@ class IndexFile:
         self.class_map = class_map
         self.header = index_header(class_map)
         self.rows: list[dict[str, str]] = self._read() if resume and self.path.is_file() else []
+        self._file: Any = None
+        self._writer: Any = None
+
+    def _open(self) -> None:
+        """Created (or appended to) with the first row: a run that segments nothing writes nothing."""
         if not self.rows:
-            with open(self.path, "w", newline="") as f:
+            with open(self.path, "w", newline="", encoding="utf-8") as f:
                 csv.writer(f).writerow(self.header)
-        self._file = open(self.path, "a", newline="")
+        self._file = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._writer = csv.writer(self._file)
 
     def _read(self) -> list[dict[str, str]]:
@@ -158,6 +168,8 @@ class IndexFile:
                   f"{result.inference_ms:.3f}", *(f"{s:.6f}" for s in shares),
                   f"{result.uncertainty.mean_confidence:.6f}", f"{result.uncertainty.low_confidence_share:.6f}",
                   ref.origin]
+        if self._writer is None:
+            self._open()
         self._writer.writerow(values)
         self._file.flush()
         row = dict(zip(self.header, values))
@@ -165,4 +177,5 @@ class IndexFile:
         return row
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()

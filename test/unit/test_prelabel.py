@@ -367,3 +367,20 @@ def test_resume_refuses_a_damaged_index_before_segmenting(photos: Path, tmp_path
     err = capsys.readouterr().err
     assert "cannot resume" in err and "line 3 is damaged" in err and "Traceback" not in err, err
     assert sorted(p.name for p in out.rglob("*")) == before, "files were written before the refusal"
+
+
+def test_a_source_that_fails_before_any_frame_leaves_no_files(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A truncated video (its container says frames, none decodes): an error, and no classes.json,
+    index.csv or review.csv left in --out as if a run had happened."""
+    video = tmp_path / "cut.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 48))
+    for _ in range(5):
+        writer.write(np.full((48, 64, 3), 128, np.uint8))
+    writer.release()
+    data = video.read_bytes()
+    video.write_bytes(data[:300])  # the header survives, the frames do not
+    out = tmp_path / "out"
+    assert segment(video, "--out", out) != 0
+    left = sorted(p.name for p in out.rglob("*")) if out.exists() else []
+    assert not ({"classes.json", "index.csv", "review.csv"} & set(left)), left
