@@ -47,6 +47,7 @@ UNDECLARED_EXTRAS = {
     "tritonclient": "model: triton://... (no rosdep key; pip install tritonclient[grpc]), imported when such a model loads",
     "pytriton": "serve_triton, run in its own .venv-triton (nvidia-pytriton needs numpy < 2)",
     "google": "test-only: protobuf, tritonclient's dependency, for the Triton tests (importorskip)",
+    "grpc": "test-only: grpcio, tritonclient[grpc]'s dependency, serving a fake Triton in the Triton tests",
 }
 OURS = {"seg_perception", "devtools", "bench"}
 RUN_TAGS = {"depend", "exec_depend"}
