@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -52,3 +53,67 @@ BAD_K: dict[str, list[float]] = {
     "zero_focal": [0.0] * 9,
     "negative_focal": [-500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0],
 }
+
+
+def tiff(width: int, height: int, extra_tags: Sequence[tuple[int, int, int]] = (), data: bytes | None = None,
+         deflate: bool = False) -> bytes:
+    """A little-endian, uncompressed 8-bit grayscale TIFF of ``width`` x ``height`` black pixels;
+    ``extra_tags`` (tag, type, value) are added to its one IFD, in order, after the real ones.
+
+    With ``extra_tags`` naming ImageWidth/ImageLength again, the file says two sizes: libtiff
+    takes the first, a reader that keeps the last sees another. With thousands of unknown tags
+    it is a valid TIFF that makes libtiff warn once per tag on every decode. ``deflate`` stores
+    the pixels zlib-compressed (a 20000x15000 image in ~300 KB).
+    """
+    pixels = data if data is not None else bytes(width * height)
+    if deflate:
+        pixels = zlib.compress(pixels, 9)
+    tags = [(256, 4, width), (257, 4, height), (258, 3, 8), (259, 3, 8 if deflate else 1), (262, 3, 1),
+            (273, 4, 0), (277, 3, 1), (278, 4, height), (279, 4, len(pixels)),
+            *extra_tags]
+    ifd_offset = 8
+    ifd_size = 2 + 12 * len(tags) + 4
+    data_offset = ifd_offset + ifd_size
+    entries = []
+    for tag, kind, value in tags:
+        if tag == 273:
+            value = data_offset
+        packed = struct.pack("<H", value) + b"\x00\x00" if kind == 3 else struct.pack("<I", value)
+        entries.append(struct.pack("<HHI", tag, kind, 1) + packed)
+    return (b"II*\x00" + struct.pack("<I", ifd_offset) + struct.pack("<H", len(tags)) + b"".join(entries)
+            + b"\x00\x00\x00\x00" + pixels)
+
+
+class SilentServer:
+    """A TCP server on localhost that accepts every connection and never answers: what a hung
+    inference server looks like to a gRPC client (each call waits for its deadline)."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self.accepted = 0
+        self._held: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def start(self) -> SilentServer:
+        self._listener.listen(16)
+        self._thread.start()
+        return self
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            self._held.append(conn)
+            self.accepted += 1
+
+    def close(self) -> None:
+        self._listener.close()
+        for conn in self._held:
+            conn.close()

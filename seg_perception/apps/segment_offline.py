@@ -68,7 +68,7 @@ from ..engine.geometry import parse_output_size
 from ..offline.bagout import BagOutError, file_time_base_ns
 from ..offline.formats import FORMATS, FormatError, previous_outputs, remove_previous_outputs
 from ..offline.frames import BagSource, Source, SourceError, check_source, open_source
-from ..offline.index import ResumeError, check_resume, classes_document, settings_document, write_classes
+from ..offline.index import ResumeError, check_resume, classes_document, settings_document
 from ..offline.progress import Progress, duration
 from ..offline.ray_exec import RayError
 from ..offline.review import REVIEW_FILE
@@ -267,9 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _error(str(exc).replace("device:=", "--device "))
             stack.callback(executor.close)
             out.mkdir(parents=True, exist_ok=True)
-            write_classes(out, classes_document(class_map, args.model, options, args.output_format), args.resume)
             outputs = Outputs(out, class_map, args.output_format, args.resume, args.bag_out, args.confidence_threshold,
-                              args.color, args.coco_polygons, file_time_base_ns(sources))
+                              args.color, args.coco_polygons, file_time_base_ns(sources),
+                              classes_document(class_map, args.model, options, args.output_format))
             stack.callback(outputs.close)
             done = len(outputs.index.rows)
             if done:

@@ -2,7 +2,9 @@
 
 rclpy's own SIGINT/SIGTERM handlers invalidate the context at once, while the engine thread may
 be publishing a frame ("publisher's context is invalid"). Ours only ask the spin loop to stop;
-close() then joins the engine thread while the context is still valid.
+close() then joins the engine thread while the context is still valid. A signal during an
+autostart configure that waits on a model server ends that wait; a process whose engine thread
+is still held by a server that does not answer exits without waiting for it.
 
 A start that cannot work ends at once with one line and exit code 2: a parameter of the wrong
 type or out of range, a params file rcl cannot read. Names that are no parameter, and a params
@@ -11,6 +13,7 @@ file with no section for this node, are warned about (with the closest name) and
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -22,6 +25,7 @@ from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import remove_ros_args
 
 from ..live import params
+from ..wire.errors import one_line
 
 PROG = "segmentation_node"
 
@@ -42,10 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
                + f"\n\nexample:\n  {PROG} --ros-args -r image:=/camera/image_raw -p confidence_threshold:=0.5")
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 def _error(text: str) -> int:
     print(f"{PROG}: error: {text}", file=sys.stderr, flush=True)
     return 2
@@ -61,16 +61,22 @@ def main(argv: list[str] | None = None) -> int:
     except params.StartupParameterError as exc:
         return _error(str(exc))
     except Exception as exc:  # noqa: BLE001 - rcl's argument errors (RCLInvalidROSArgsError, ...)
-        return _error(f"cannot start: {_one_line(exc)}")
+        return _error(f"cannot start: {one_line(exc)}")
     build_parser().parse_args(own_args)  # --help, and no stray arguments
     try:
         rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     except Exception as exc:  # noqa: BLE001 - as above
-        return _error(f"cannot start: {_one_line(exc)}")
+        return _error(f"cannot start: {one_line(exc)}")
     from ..ros.node import SegmentationNode  # after the argument checks: --help stays fast
 
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda _signum, _frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    node: SegmentationNode | None = None
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        stop.set()
+        if node is not None:
+            node.worker.interrupted.set()  # a configure waiting for a model load gives up
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         node = SegmentationNode()
     except params.StartupParameterError as exc:
@@ -84,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if node.param("autostart"):
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                node.get_logger().fatal(f"configure failed; exiting: {node.load_error or 'see the message above'}")
+                if stop.is_set():
+                    return 0
+                node.get_logger().fatal(f"configure failed; exiting: {node.load_error or 'no reason given'}")
                 return 1
             node.trigger_activate()
         while not stop.is_set() and rclpy.ok():
@@ -97,6 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.try_shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if node is not None and node.worker.stuck_since is not None:
+            # The engine thread is still inside a call to a server that does not answer; the
+            # interpreter's exit would wait for that call (gRPC's cleanup) for up to triton_timeout.
+            # Everything of ours is closed: leave now.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
     return 0
 
 

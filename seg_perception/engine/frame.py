@@ -167,7 +167,8 @@ def checked_camera_info(info: Any, placement: Any, topic: str) -> tuple[Any | No
     """(info, "") when `info` can project the image `placement` came from, else (None, why)."""
     try:
         intrinsics_from_camera_info(list(info.k), int(info.width), int(info.height), placement.src_w,
-                                    placement.src_h, list(getattr(info, "d", ())), list(getattr(info, "p", ())))
+                                    placement.src_h, getattr(info, "d", ()), list(getattr(info, "p", ())),
+                                    str(getattr(info, "distortion_model", "")))
     except CalibrationError as exc:
         return None, f"{topic}: {exc}"
     return info, ""
@@ -343,7 +344,8 @@ class FrameProcessor:
             # degenerate (infinite focal length): refused with the reason instead.
             intrinsics = intrinsics_from_camera_info(
                 list(info.k), int(info.width), int(info.height), depth_m.shape[1], depth_m.shape[0],
-                list(getattr(info, "d", ())), list(getattr(info, "p", ()))).scaled(w, h)
+                getattr(info, "d", ()), list(getattr(info, "p", ())),
+                str(getattr(info, "distortion_model", ""))).scaled(w, h)
         except CalibrationError as exc:
             status.depth, status.depth_error = DepthStatus.BAD_INTRINSICS, f"{frame.info_topic}: {exc}"
             return

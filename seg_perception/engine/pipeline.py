@@ -24,6 +24,7 @@ from .batching import BatchRunner
 from .buffers import BufferPool
 from .geometry import Placement, network_output_size
 from ..model.labels import ClassMap
+from .output_check import check_output
 from .postprocess import finish_numpy, finish_torch, network_maps
 from .preprocess import CpuPreprocessor, TorchPreprocessor
 from .temporal import TemporalSmoother
@@ -178,6 +179,7 @@ class SegmentationPipeline:
             joined = inputs[0] if not many else (
                 np.concatenate(inputs) if isinstance(inputs[0], np.ndarray) else _torch_cat(inputs))
             raw = self._runner(self._model_input(joined))
+            check_output(raw, self.spec, len(frames))
             self._sync()
             t2 = time.perf_counter()
             if self.backend == "torch" and isinstance(raw, np.ndarray):

@@ -7,10 +7,15 @@ functions name both problems so the node can say them instead.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final, Literal
 
-__all__ = ["FUTURE_TOLERANCE_S", "MIN_INPUT_RATE_HZ", "SLOW_OUTPUT_RATIO", "STALE_AFTER_S", "StampProblem",
-           "HealthWatch", "describe_stamp_problem", "no_input_advice", "stamp_problem", "throughput_problem"]
+from ..wire.text import wire_text
+
+__all__ = ["CameraCounters", "FUTURE_TOLERANCE_S", "MIN_INPUT_RATE_HZ", "SLOW_OUTPUT_RATIO", "STALE_AFTER_S", "StampProblem",
+           "HealthWatch", "camera_problems", "describe_stamp_problem", "no_input_advice", "stamp_problem",
+           "throughput_problem"]
 
 FUTURE_TOLERANCE_S: Final = 0.5
 """A stamp later than now by more than this is a clock problem (NTP keeps machines within ms)."""
@@ -102,3 +107,57 @@ class HealthWatch:
             return "info", message
         gone, self._down_since = now - self._down_since, None
         return "info", f"inference server back after {gone:.1f} s: {message}"
+
+
+@dataclass
+class CameraCounters:
+    """One camera's own counts, for a node that serves several: written by one thread each
+    (frames_in, dropped, last_input: the executor; the rest: the engine thread). Times are
+    the node's monotonic clock."""
+
+    frames_in: int = 0
+    dropped: int = 0
+    frames_out: int = 0
+    rejected: int = 0
+    errors: int = 0
+    last_input: float | None = None
+    last_output: float | None = None
+    last_problem: str = ""
+    """Why this camera's newest refused or failed frame was (bounded text)."""
+
+    def key_values(self, camera: str) -> list[tuple[str, str]]:
+        return [(f"{camera}.frames_in", str(self.frames_in)), (f"{camera}.frames_out", str(self.frames_out)),
+                (f"{camera}.dropped_frames", str(self.dropped)), (f"{camera}.rejected_frames", str(self.rejected)),
+                (f"{camera}.errors", str(self.errors))]
+
+
+def camera_problem(name: str, counters: CameraCounters, now: float, input_timeout: float) -> str | None:
+    """Why one of several cameras yields no masks, or None while it does (or may soon).
+
+    The node's own counters add every camera up: a camera that never sends, or sends only frames
+    that are refused, hides behind the others' good frames, and its refusals would be read as
+    the node's (a model too slow). Named here, camera by camera.
+    """
+    label = wire_text(name)
+    if counters.last_input is None:
+        return f"camera {label}: no image received"
+    quiet = now - counters.last_input
+    if quiet > input_timeout:
+        return f"camera {label}: no image for {quiet:.1f} s"
+    bad = counters.rejected + counters.errors
+    if not bad:
+        return None
+    if counters.last_output is None:
+        head = f"camera {label}: none of {counters.frames_in} frames segmented"
+    elif now - counters.last_output > input_timeout:
+        head = f"camera {label}: no frame segmented for {now - counters.last_output:.1f} s"
+    else:
+        return None
+    return (f"{head} ({counters.rejected} rejected, {counters.errors} failed)"
+            + (f": {counters.last_problem}" if counters.last_problem else ""))
+
+
+def camera_problems(cameras: Sequence[tuple[str, CameraCounters]], now: float, input_timeout: float) -> str:
+    """Every camera's problem, '; '-joined; '' when all of them are served."""
+    found = (camera_problem(name, counters, now, input_timeout) for name, counters in cameras)
+    return "; ".join(problem for problem in found if problem)

@@ -241,8 +241,10 @@ class NodeStats:
                 stages_ms={name: float(np.mean(values)) for name, values in self._stages.items()})
 
 
-def verdict(snap: Snapshot, input_timeout: float, max_latency: float, last_error: str = "") -> tuple[int, str]:
-    """Diagnostic level and one-line message for a snapshot."""
+def verdict(snap: Snapshot, input_timeout: float, max_latency: float, last_error: str = "",
+            camera_problems: str = "") -> tuple[int, str]:
+    """Diagnostic level and one-line message for a snapshot; `camera_problems` names the cameras of
+    several that yield nothing (health.camera_problems), before any verdict on the node's totals."""
     if snap.errors and last_error and snap.frames_out == 0:
         return ERROR, f"every frame failed: {last_error}"
     # Worked before, fails now: with no output left in the rate window this is not an
@@ -253,8 +255,12 @@ def verdict(snap: Snapshot, input_timeout: float, max_latency: float, last_error
         return WARN, "no image received yet (check the 'image' remapping and QoS)"
     if snap.seconds_since_input > input_timeout:
         return WARN, f"no image for {snap.seconds_since_input:.1f} s"
+    if camera_problems:
+        return WARN, camera_problems
     if snap.camera_info_problem:
-        return WARN, f"calibration refused, no clouds: {snap.camera_info_problem}"
+        # The color calibration only: it is not republished, while clouds (projected with the
+        # depth calibration when there is one) may well go on; the depth status says if not.
+        return WARN, f"calibration refused, not republished on segmentation/camera_info: {snap.camera_info_problem}"
     if snap.clock_problem:
         return WARN, f"clock problem ({snap.clock_problems} frames so far): {snap.clock_problem}"
     slow = health.throughput_problem(snap.input_rate, snap.output_rate, snap.pipeline_ms, snap.dropped_rate,

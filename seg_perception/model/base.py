@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
+from ..wire.errors import bounded
 from .labels import ClassMap
 
 if TYPE_CHECKING:  # torch is imported only by what runs on it: an ONNX model on the CPU never does
@@ -36,7 +37,10 @@ class ModelLoadError(RuntimeError):
     """A model that cannot be used: names the file and the problem."""
 
     def __init__(self, source: str, problem: str) -> None:
-        super().__init__(f"cannot load model '{source}': {problem}")
+        # Bounded: the text reaches the log, /diagnostics and CLI messages, and a problem may quote
+        # a file's content.
+        problem = bounded(problem)
+        super().__init__(f"cannot load model '{bounded(str(source), 200)}': {problem}")
         self.source = source
         self.problem = problem
 

@@ -31,7 +31,7 @@ import yaml
 from .labels import UNLABELED, ClassMap, ClassMapError
 from .base import (COLOR_ORDERS, OUTPUT_KINDS, RESIZE_POLICIES, ColorOrder, ModelLoadError, ModelSpec,
                    OutputKind, ResizePolicy)
-from ..wire.errors import one_line
+from ..wire.errors import bounded, one_line
 
 TOP_LEVEL_KEYS: tuple[str, ...] = ("version", "name", "input", "output", "classes")
 FORMAT_VERSION = 1
@@ -39,6 +39,8 @@ FORMAT_VERSION = 1
 INPUT_KEYS: tuple[str, ...] = ("width", "height", "color_order", "scale", "mean", "std", "resize",
                                "pad_value")
 CLASS_KEYS: tuple[str, ...] = ("name", "color", "obstacle", "free", "id")
+MAX_DESCRIPTION_BYTES = 1_000_000
+"""A description is a few hundred bytes; a thousand classes fit in 100 KB."""
 DESCRIPTION_SUFFIXES: tuple[str, ...] = (".yaml", ".yml")
 # Stripped from a description's file name to get the default model name ("deeplab.onnx.yaml").
 _MODEL_SUFFIXES: tuple[str, ...] = (".onnx", ".pt", ".ts", ".torchscript")
@@ -66,6 +68,10 @@ def load_description(path: str | Path) -> ModelSpec:
         raise ModelLoadError(source, "description file not found" if not path.exists()
                              else "description path is not a regular file")
     try:
+        size = path.stat().st_size
+        if size > MAX_DESCRIPTION_BYTES:
+            raise ModelLoadError(source, f"the description file is {size} bytes, more than a description "
+                                         f"needs ({MAX_DESCRIPTION_BYTES})")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelLoadError(source, f"cannot read the description file ({exc})") from exc
@@ -235,8 +241,18 @@ class _Checker:
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys: PyYAML silently keeps the last one, which hides
-    e.g. a second `output:` line that the author believes is in effect."""
+    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one, which hides
+    e.g. a second `output:` line that the author believes is in effect) and aliases: `*name`
+    repeats a node by reference, so a few hundred bytes of nested aliases stand for a value of
+    millions of elements that any walk over it (a check, an error text quoting it) expands. A
+    description has nothing worth repeating."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a model description", event.start_mark)
+        return super().compose_node(parent, index)
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from ..wire import cdr
-from ..wire.images import compressed_to_rgb, image_to_rgb
+from ..wire.images import ImageFormatError, compressed_to_rgb, image_to_rgb
 from ..wire.stamps import NS_PER_S, split_ns, stamp_text
 from .sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, frames, read_image
 
@@ -45,6 +45,14 @@ class Payload(Protocol):
 
 
 @dataclass(frozen=True)
+class _FileBytes:
+    """A file's bytes, CompressedImage-like (no format: the bytes' header names the codec)."""
+
+    data: bytes
+    format: str = ""
+
+
+@dataclass(frozen=True)
 class ImageFile:
     path: str
     data: bytes | None = None
@@ -53,10 +61,10 @@ class ImageFile:
     def decode(self) -> np.ndarray:
         if self.data is None:
             return read_image(Path(self.path))
-        bgr = cv2.imdecode(np.frombuffer(self.data, np.uint8), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ValueError(f"cannot read image '{self.path}'")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        try:
+            return compressed_to_rgb(_FileBytes(self.data))
+        except ImageFormatError as exc:
+            raise ImageFormatError(f"image '{self.path}': {exc}", exc.kind) from exc
 
     def portable(self) -> Payload:
         try:

@@ -8,19 +8,20 @@ and the run goes on with the next source; what was written stays.
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..model.labels import ClassMap
 from .bagout import SegmentedBagWriter, free_bag_path
 from .formats import make_writer
 from .frames import FrameRef, FrameSource, SourceError
-from .index import IndexFile
+from .index import CLASSES_FILE, IndexFile, check_classes, safe_frame_name
 from .progress import Progress
 from .review import write_review
 from .segment import BadFrame, FrameSegmenter, Outcome
@@ -116,7 +117,7 @@ class Plan:
             self._seen[ref.stream] += 1
             if position % self.every:
                 continue
-            ref.name = unique_name(ref.name, self._used)
+            ref.name = unique_name(safe_frame_name(ref.name), self._used)
             ref.ordinal = self._ordinal
             self._ordinal += 1
             if ref.name in self.done:
@@ -130,18 +131,39 @@ class Outputs:
 
     def __init__(self, out: Path, class_map: ClassMap, output_format: str, resume: bool,
                  bag_out: Path | None = None, label_threshold: float = 0.0, color_files: bool = False,
-                 coco_polygons: bool = False, bag_time_base_ns: int = 0) -> None:
-        """`bag_time_base_ns`: where --bag-out puts frames from files on its clock
-        (bagout.file_time_base_ns of the run's sources)."""
+                 coco_polygons: bool = False, bag_time_base_ns: int = 0,
+                 classes: dict[str, Any] | None = None) -> None:
+        """Checks what a resume needs now (classes.json's settings, every index.csv row); writes
+        nothing until the first frame is segmented, so a source that fails at once (a truncated
+        video) leaves no classes.json, index.csv or review.csv behind. `bag_time_base_ns`: where
+        --bag-out puts frames from files on its clock (bagout.file_time_base_ns of the run's sources)."""
         self.out = out
+        self._classes = classes
+        if classes is not None:
+            check_classes(out, classes, resume)
         self.index = IndexFile(out, class_map, resume)
         self.writer = make_writer(output_format, out, class_map, color_files, coco_polygons)
+        self._bag_args = (bag_out, class_map, label_threshold, bag_time_base_ns)
+        self.bag: SegmentedBagWriter | None = None
+        self._started = False
+
+    @property
+    def bag_path(self) -> Path | None:
+        return self.bag.path if self.bag is not None else None
+
+    def _start(self) -> None:
+        self._started = True
+        if self._classes is not None:
+            (self.out / CLASSES_FILE).write_text(json.dumps(self._classes, indent=2) + "\n")
         self.writer.start(self.index.names)
-        self.bag = (SegmentedBagWriter(free_bag_path(bag_out), class_map, label_threshold, bag_time_base_ns)
+        bag_out, class_map, label_threshold, time_base_ns = self._bag_args
+        self.bag = (SegmentedBagWriter(free_bag_path(bag_out), class_map, label_threshold, time_base_ns)
                     if bag_out else None)
 
     def write(self, ref: FrameRef, outcome: Outcome) -> None:
         assert not isinstance(outcome, BadFrame)
+        if not self._started:
+            self._start()
         self.writer.write(ref.name, outcome)
         if self.bag is not None:
             self.bag.write(ref, outcome, ref.ordinal)
@@ -149,8 +171,11 @@ class Outputs:
 
     def close(self) -> None:
         try:
-            self.writer.finish(self.index.names)
-            write_review(self.out, self.index.rows)
+            if not self._started and self.index.rows:
+                self._start()  # resumed with nothing new: the lists are rewritten as they were
+            if self._started:
+                self.writer.finish(self.index.names)
+                write_review(self.out, self.index.rows)
         finally:
             if self.bag is not None:
                 self.bag.close()
@@ -162,7 +187,6 @@ def run(refs: Iterator[FrameRef], executor: Executor, outputs: Outputs, progress
     """Segment the planned frames of `refs` and write them in order. `errors` is the list
     source_frames records failing sources in (shared so the summary sees them)."""
     stats = RunStats(errors=errors if errors is not None else [])
-    stats.bag_path = outputs.bag.path if outputs.bag is not None else None
     plan = Plan(every, frozenset(outputs.index.names))
     start = time.perf_counter()
     try:
@@ -185,6 +209,7 @@ def run(refs: Iterator[FrameRef], executor: Executor, outputs: Outputs, progress
         stats.errors.append(str(exc))
     finally:
         progress.close()
+        stats.bag_path = outputs.bag_path
         stats.resumed = plan.skipped_done
         stats.wall_s = time.perf_counter() - start
     return stats

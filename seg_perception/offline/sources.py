@@ -11,6 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..wire.images import DEFAULT_IMAGE_LIMITS, ImageLimits, decode_image_file
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
 SAMPLE_NAMES = ("astronaut", "camera", "coffee", "chelsea", "rocket")
@@ -26,15 +28,22 @@ def sample_photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3])
 
 
-def read_image(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"cannot read image '{path}'")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+def read_image(path: Path, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> np.ndarray:
+    """An image file as RGB, through the node's decode path and size limit (wire.images).
+    Raises ImageFormatError (a ValueError)."""
+    return decode_image_file(path, limits)
 
 
-def frames(source: str) -> Iterator[tuple[str, np.ndarray]]:
-    """'samples', a directory of images, one image file, or a video file."""
+def check_video_size(capture: cv2.VideoCapture, path: Path, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> None:
+    """A video's frame size, from its container, held to `limits` before a frame is decoded."""
+    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    limits.check(width, height, width * height * 3, f"video '{path}' frames")
+
+
+def frames(source: str, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> Iterator[tuple[str, np.ndarray]]:
+    """'samples', a directory of images, one image file, or a video file (read frame by frame).
+    Every image is held to `limits` before it is decoded."""
     if source == "samples":
         for name in SAMPLE_NAMES:
             yield name, sample_photo(name)
@@ -45,12 +54,12 @@ def frames(source: str) -> Iterator[tuple[str, np.ndarray]]:
         if not files:
             raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in '{path}'")
         for file in files:
-            yield file.stem, read_image(file)
+            yield file.stem, read_image(file, limits)
         return
     if not path.exists():
         raise ValueError(f"source '{source}' does not exist (expected 'samples', a folder, an image or a video)")
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        yield path.stem, read_image(path)
+        yield path.stem, read_image(path, limits)
         return
     if path.suffix.lower() in VIDEO_SUFFIXES:
         capture = cv2.VideoCapture(str(path))
@@ -58,6 +67,7 @@ def frames(source: str) -> Iterator[tuple[str, np.ndarray]]:
             raise ValueError(f"cannot open video '{path}'")
         index = 0
         try:
+            check_video_size(capture, path, limits)
             while True:
                 ok, bgr = capture.read()
                 if not ok:

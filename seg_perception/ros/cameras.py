@@ -16,7 +16,7 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from ..live.health import no_input_advice
+from ..live.health import CameraCounters, no_input_advice
 from ..live.latest import LatestPerKey
 from ..live.pairing import CalibrationPairer, StampPairer
 from ..live.stats import NodeStats
@@ -25,22 +25,6 @@ from ..wire.images import ImageFormatError
 from ..wire.stamps import stamp_to_ns
 from . import qos
 from .outputs import CameraPublishers
-
-
-@dataclass
-class CameraCounters:
-    """Written by one thread each (frames_in/dropped: executor; the rest: engine)."""
-
-    frames_in: int = 0
-    dropped: int = 0
-    frames_out: int = 0
-    rejected: int = 0
-    errors: int = 0
-
-    def key_values(self, camera: str) -> list[tuple[str, str]]:
-        return [(f"{camera}.frames_in", str(self.frames_in)), (f"{camera}.frames_out", str(self.frames_out)),
-                (f"{camera}.dropped_frames", str(self.dropped)), (f"{camera}.rejected_frames", str(self.rejected)),
-                (f"{camera}.errors", str(self.errors))]
 
 
 @dataclass
@@ -157,6 +141,7 @@ class CameraInputs:
         def store(serialized: bytes) -> None:
             dropped = self._slots.put(camera.name, (serialized, time.monotonic()))
             camera.counters.frames_in += 1
+            camera.counters.last_input = time.monotonic()
             camera.counters.dropped += int(dropped)
             self._stats.frame_received(dropped)
         return store

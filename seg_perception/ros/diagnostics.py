@@ -6,14 +6,15 @@ as a depth fault and never changes the segmentation verdict.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-from ..live import stats
+from ..live import health, stats
+from ..live.health import CameraCounters
 from ..model.base import RuntimeHealth, runtime_health
-from .cameras import CameraCounters
 
 if TYPE_CHECKING:
     from .node import SegmentationNode
@@ -76,7 +77,8 @@ def build(snap: stats.Snapshot, state: NodeState, stamp: object) -> DiagnosticAr
         # The server is down or failing while frames arrive: that, not the frame counters, is the news.
         level, message = stats.ERROR, state.inference_server.message
     else:
-        level, message = stats.verdict(snap, state.input_timeout, state.max_latency, state.last_error)
+        level, message = stats.verdict(snap, state.input_timeout, state.max_latency, state.last_error,
+                                       health.camera_problems(state.cameras, time.monotonic(), state.input_timeout))
         if snap.seconds_since_input is None and state.input_advice:
             message = state.input_advice  # the same words as the node's log
     values = stats.key_values(snap, state.device, state.model)

@@ -26,13 +26,14 @@ from ..engine.frame import FrameProcessor
 from ..live import params, stats
 from ..live.health import HealthWatch
 from ..model.base import DeviceError, ModelLoadError, describe_device, describe_runtime
-from ..model.runtimes.triton import TritonOptions
+from ..model.runtimes.triton import TritonOptions, is_triton_model
+from ..wire.errors import bounded, first_line
 from . import diagnostics, parameters, qos
 from .bond import LifecycleBond
 from .cameras import Camera, CameraInputs
 from .outputs import CameraPublishers
 from .webview import WebView
-from .worker import EngineWorker
+from .worker import EngineWorker, Interrupted
 
 THROTTLE_S = 5.0
 
@@ -120,23 +121,28 @@ class SegmentationNode(LifecycleNode):
             processor = self.worker.call(
                 FrameProcessor.load, self.param("model"), self.param("device"), self.param("fp16"),
                 self.param("model_description") or None, self.param("warmup_iterations"), obstacles, free,
-                triton=self._triton_options(), cpu_threads=self.param("cpu_threads"), runtime=self.param("runtime"))
+                triton=self._triton_options(), cpu_threads=self.param("cpu_threads"), runtime=self.param("runtime"),
+                remote=is_triton_model(self.param("model")))
             try:
                 processor.depth_exclude_classes = excluded
             except ValueError:
                 self.worker.call(processor.close)
                 raise
         except (ModelLoadError, DeviceError, ValueError) as exc:
+            self.load_error = bounded(str(exc))
+            self.get_logger().fatal(self.load_error)
+            return TransitionCallbackReturn.FAILURE
+        except Interrupted as exc:
             self.load_error = str(exc)
+            self.get_logger().warning(f"configure: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        except Exception as exc:  # noqa: BLE001 - rclpy would swallow it and the reason with it
+            self.load_error = f"configure failed: {type(exc).__name__}: {first_line(exc)}"
             self.get_logger().fatal(self.load_error)
             return TransitionCallbackReturn.FAILURE
         self.load_error = self.worker.last_error = ""
         self.worker.processor = processor
         class_map, spec = processor.class_map, processor.pipeline.spec
-        if obstacles is None:  # make the effective value visible to `ros2 param get`
-            self.set_parameters([Parameter("obstacle_classes", Parameter.Type.STRING_ARRAY, class_map.obstacle_names)])
-        if free is None:
-            self.set_parameters([Parameter("free_classes", Parameter.Type.STRING_ARRAY, class_map.free_names)])
         self._listen_tf()
         self.device_text = describe_device(processor.pipeline.device, processor.pipeline.runtime.cpu_threads)
         self._diag_timer.timer_period_ns = int(self.param("diagnostics_period") * 1e9)
@@ -200,7 +206,7 @@ class SegmentationNode(LifecycleNode):
         self.inputs.unsubscribe()
         self.worker.stop()
         if self.worker.processor is not None:
-            self.worker.call(self.worker.processor.pipeline.release_cache)
+            self.worker.call_bounded(self.worker.processor.pipeline.release_cache)
 
     def _release(self) -> None:
         self._stop_work()
@@ -212,7 +218,7 @@ class SegmentationNode(LifecycleNode):
         self.worker.web_feed = None
         self.web.stop()
         if self.worker.processor is not None:
-            self.worker.call(self.worker.processor.close)
+            self.worker.call_bounded(self.worker.processor.close)
             self.worker.processor = None
             gc.collect()
         self.device_text = "not loaded"

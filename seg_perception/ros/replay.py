@@ -10,6 +10,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 
+from ..wire.errors import bounded
 from ..wire.images import fill_image
 
 
@@ -41,6 +42,9 @@ def replay(argv: list[str], frames: Iterator[tuple[str, np.ndarray]], encoding: 
             _, array = next(frames)
         except StopIteration:
             raise SystemExit(0) from None
+        except ValueError as exc:  # a file of the source that cannot be read (ImageFormatError)
+            node.get_logger().error(f"stopping: {bounded(str(exc))}")
+            raise SystemExit(2) from None
         msg = Image()
         msg.header.stamp = node.get_clock().now().to_msg()
         msg.header.frame_id = frame_id
@@ -58,11 +62,14 @@ def replay(argv: list[str], frames: Iterator[tuple[str, np.ndarray]], encoding: 
 
     node.create_timer(1.0 / rate, publish)
     node.get_logger().info(f"publishing {describe} at {rate} Hz as {encoding} on {node.resolve_topic_name('image')}")
+    status = 0
     try:
         rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException, SystemExit):
+    except SystemExit as exc:
+        status = int(exc.code or 0)
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    return status

@@ -6,13 +6,24 @@ thread reads the frames it actually takes in place (wire.cdr), so frames that la
 cost nothing more. Every model call (load, forward, release) happens on this one thread: CPU
 torch's OpenMP pool belongs to the thread that first used it, and a second thread's pool competes
 with the first one's spinning workers (measured: 10 ms forward -> 20 ms).
+
+Nothing the executor thread does waits on this thread for long: a remote model call may hang (a
+Triton server that accepts and never answers holds a call for all of `triton_timeout`), and the
+executor also serves /diagnostics, the bond heartbeat and the lifecycle services. So with a remote
+model, stop, release and shutdown wait at most `STOP_WAIT_S` for the engine; past that the work is
+left queued on it (it runs once the call returns, and publishes nothing after stop), and the thread
+is a daemon, so a process exiting never waits for a server either. A local forward ends by itself
+in bounded time and is waited for: leaving torch's threads running at exit aborts the process.
 """
 from __future__ import annotations
 
 import dataclasses
+import queue
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
 from rclpy.lifecycle import LifecycleNode
@@ -20,6 +31,7 @@ from rclpy.lifecycle import LifecycleNode
 from ..engine.frame import DepthFrame, DepthStatus, FrameInput, FrameOutputs, FrameProcessor
 from ..live import stats
 from ..live.latest import LatestPerKey
+from ..model.base import runtime_health
 from ..wire import cdr
 from ..wire.images import ImageFormatError
 from ..web.feed import OverlayFeed
@@ -32,6 +44,48 @@ from .tf import CameraPoses
 T = TypeVar("T")
 CALIBRATION_WAIT_S = 0.05
 """How long a frame waits for its own camera_info (published right after the image)."""
+STOP_WAIT_S = 0.8
+"""The longest the executor thread waits for the engine when stopping, releasing or exiting."""
+
+
+class Interrupted(RuntimeError):
+    """A wait for the engine thread given up because the process is ending."""
+
+
+class EngineThread:
+    """One daemon thread running submitted calls in order: every model call happens on it.
+
+    (A ThreadPoolExecutor's thread is joined at interpreter exit, so a hung call would hold the
+    process for as long as it hangs.)"""
+
+    def __init__(self, name: str) -> None:
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((lambda: fn(*args, **kwargs), future))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            work, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(work())
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+                future.set_exception(exc)
+
+    def shutdown(self, wait_s: float) -> bool:
+        """Ask the thread to end after its queued work; True if it ended within `wait_s`."""
+        self._queue.put(None)
+        self._thread.join(wait_s)
+        return not self._thread.is_alive()
 Batch = list[tuple[Camera, Any, dict[str, float]]]
 """A frame per camera: (camera, wire.cdr image message, {stage: ms} so far)."""
 
@@ -44,7 +98,7 @@ class EngineWorker:
         self._report = report
         self.slots: LatestPerKey[str, tuple[bytes, float]] = LatestPerKey()
         """per camera: (serialized frame, monotonic receipt time)"""
-        self._engine = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmentation_engine")
+        self._engine = EngineThread("segmentation_engine")
         self._loop: Future[None] | None = None
         self.processor: FrameProcessor | None = None
         self.cameras: dict[str, Camera] = {}
@@ -54,10 +108,55 @@ class EngineWorker:
         self.compressed = False
         self.last_error = ""
         self.poses = CameraPoses(node)
+        self.interrupted = threading.Event()
+        """Set by the process's signal handler: stop waiting for the engine thread."""
+        self.stuck_since: float | None = None
+        """Set while a stop gave up waiting for a model call; cleared when the engine is back."""
 
-    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run `fn` on the engine thread and wait for it (model load, release, close)."""
-        return self._engine.submit(fn, *args, **kwargs).result()
+    def call(self, fn: Callable[..., T], *args: Any, remote: bool = False, **kwargs: Any) -> T:
+        """Run `fn` on the engine thread and wait for it (the model load at configure). A `remote`
+        call (it may wait on a server) is given up when `interrupted` is set meanwhile (a signal:
+        the process is ending): Interrupted is raised and the call left to the daemon thread."""
+        future = self._engine.submit(fn, *args, **kwargs)
+        while True:
+            try:
+                result = future.result(0.1 if remote else None)
+                break
+            except FutureTimeout:
+                if self.interrupted.is_set():
+                    self.stuck_since = time.monotonic()
+                    raise Interrupted("interrupted (signal) while the model server was being reached") from None
+        self.stuck_since = None
+        return result
+
+    def call_bounded(self, fn: Callable[..., Any], *args: Any) -> bool:
+        """Run `fn` on the engine thread; with a remote model wait at most STOP_WAIT_S (not at all
+        while the engine is known to be stuck in a call): True if it ran by then, else it stays
+        queued."""
+        future = self._engine.submit(fn, *args)
+        return self._wait(future, "releasing the model")
+
+    @property
+    def _remote(self) -> bool:
+        """The model is a server's (its calls may hang); local forwards are always waited for."""
+        processor = self.processor
+        return processor is not None and runtime_health(processor.pipeline.runtime) is not None
+
+    def _wait(self, future: Future[Any], what: str) -> bool:
+        if self.stuck_since is not None and not future.done():
+            return False
+        try:
+            future.result(STOP_WAIT_S if self._remote else None)
+        except FutureTimeout:
+            if self.stuck_since is None:
+                self.stuck_since = time.monotonic()
+                self._node.get_logger().warning(
+                    f"{what}: the engine thread is still in a model call after {STOP_WAIT_S} s (a server not "
+                    "answering?); not waiting for it: the call ends at its timeout and nothing is published after")
+            return False
+        except Exception as exc:  # noqa: BLE001 - a failing release must not fail the transition
+            self._report(f"release:{type(exc).__name__}", f"{what} failed: {wire_text(str(exc), 200)}")
+        return True
 
     @property
     def running(self) -> bool:
@@ -71,16 +170,19 @@ class EngineWorker:
         self._loop = self._engine.submit(self._run)
 
     def stop(self) -> None:
+        """Stop taking frames; waits for the loop's current frame at most STOP_WAIT_S."""
         self.slots.close()
         if self._loop is not None:
-            self._loop.result()
+            self._wait(self._loop, "stopping")
             self._loop = None
 
     def shutdown(self) -> None:
         self.stop()
-        self._engine.shutdown(wait=True)
+        # Stuck in a remote call: the daemon thread is left to it. Else its queue ends now.
+        self._engine.shutdown(0.0 if self.stuck_since is not None else 60.0)
 
     def _run(self) -> None:
+        self.stuck_since = None  # reached the queue's head: whatever held the engine has returned
         read = cdr.read_compressed_image if self.compressed else cdr.read_image
         while not self.slots.closed:
             batch: Batch = []
@@ -112,11 +214,14 @@ class EngineWorker:
             self._stats.frame_failed()
             camera.counters.errors += 1
         self.last_error = f"{type(exc).__name__}: {wire_text(str(exc), 200)}"
+        for camera in cameras:
+            camera.counters.last_problem = self.last_error
         self._report(f"failed:{type(exc).__name__}", f"segmentation failed: {self.last_error}")
 
     def _rejected(self, camera: Camera, kind: str, text: str) -> None:
         self._stats.frame_rejected(f"{kind}: {text}")
         camera.counters.rejected += 1
+        camera.counters.last_problem = f"{kind}: {wire_text(text, 200)}"
         self._report(f"image:{kind}", f"rejected frame on {self._resolve(camera.image_topic)}: {text}")
 
     def _resolve(self, topic: str) -> str:
@@ -169,6 +274,8 @@ class EngineWorker:
                  topic_overlay: bool = True, web_overlay: bool = False) -> None:
         outputs = camera.outputs
         assert outputs is not None
+        if self.slots.closed:  # stopped while this frame was in the model: its outputs may be gone
+            return
         status = out.status
         if status.image_error:
             self._rejected(camera, status.image_error_kind, status.image_error)
@@ -185,6 +292,7 @@ class EngineWorker:
         for not_a_stage in ("total", "batch"):
             stages.pop(not_a_stage, None)
         camera.counters.frames_out += 1
+        camera.counters.last_output = time.monotonic()
         self._count_depth(camera, out)
         if status.ground_error:
             detail = f"{self._resolve(camera.image_topic)}: {wire_text(status.ground_error, 300)}"

@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from .text import wire_text
 
-__all__ = ["CalibrationError", "Intrinsics", "MAX_FOCAL_PER_WIDTH", "intrinsics_from_camera_info", "scale_camera_info"]
+
+__all__ = ["CalibrationError", "DISTORTION_LENGTHS", "Intrinsics", "check_distortion", "MAX_FOCAL_PER_WIDTH", "intrinsics_from_camera_info", "scale_camera_info"]
 
 MAX_FOCAL_PER_WIDTH: Final = 1000.0
 """fx / width above this is a field of view under 0.06 degrees: no robot camera, a typo."""
@@ -111,6 +113,31 @@ class CalibrationError(ValueError):
     """A CameraInfo that cannot be used to project depth."""
 
 
+# sensor_msgs/distortion_models.hpp -> coefficients; OpenCV's longest model has 14.
+DISTORTION_LENGTHS: Final[dict[str, tuple[int, ...]]] = {
+    "plumb_bob": (5,), "rational_polynomial": (8,), "equidistant": (4,), "": (0,),
+}
+MAX_DISTORTION_COEFFICIENTS: Final = 14
+
+
+def check_distortion(model: str, length: int) -> None:
+    """A D of the length its model has (plumb_bob 5, rational_polynomial 8, equidistant 4; an
+    empty model with an empty D), or at most 14 for a model we do not know. Checked before D is
+    read: a CameraInfo may carry a million coefficients, which would otherwise be read and
+    republished with every frame.
+
+    Raises:
+        CalibrationError: the length does not fit the model."""
+    name = model.strip().lower() if isinstance(model, str) else ""
+    known = DISTORTION_LENGTHS.get(name)
+    if known is not None and length in known:
+        return
+    if (known is None or name == "") and length <= MAX_DISTORTION_COEFFICIENTS:
+        return  # a model we do not know, or none named (some drivers fill D anyway)
+    expected = str(known[0]) if known is not None and name else f"at most {MAX_DISTORTION_COEFFICIENTS}"
+    raise CalibrationError(f"D has {length} coefficients; distortion_model {wire_text(model)} has {expected}")
+
+
 def _finite(name: str, values: Sequence[float]) -> list[float]:
     out = [float(v) for v in values]
     bad = [i for i, v in enumerate(out) if not math.isfinite(v)]
@@ -127,6 +154,7 @@ def intrinsics_from_camera_info(
     image_height: int,
     d: Sequence[float] = (),
     p: Sequence[float] = (),
+    distortion_model: str = "",
 ) -> Intrinsics:
     """Intrinsics of the image (``image_width`` x ``image_height``) a CameraInfo describes.
 
@@ -136,12 +164,14 @@ def intrinsics_from_camera_info(
     belongs to a different camera mode.
 
     Raises:
-        CalibrationError: K, D or P not finite, K not 9 / P not 12 entries, focal lengths not
+        CalibrationError: D longer than its ``distortion_model`` has (see check_distortion),
+            K, D or P not finite, K not 9 / P not 12 entries, focal lengths not
             positive or absurdly long, principal point far outside the image, or sizes that
             do not belong together.
     """
     if len(k) != 9:
         raise CalibrationError(f"K must have 9 entries, got {len(k)}")
+    check_distortion(distortion_model, len(d))
     if p and len(p) != 12:
         raise CalibrationError(f"P must have 12 entries, got {len(p)}")
     kk = _finite("K", k)

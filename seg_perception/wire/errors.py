@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Final
 
-ERROR_TEXT_LIMIT: Final = 400
-"""Characters of one error text kept (a library's message can be megabytes: a YAML bomb's
-expansion, a gRPC error with the whole payload)."""
+ERROR_TEXT_LIMIT: Final = 600
+"""Characters of an error text kept for a log line, a diagnostics status or a CLI message: a
+problem is named in a sentence; more is somebody's data quoted back (a YAML alias bomb's value
+was 59 MB)."""
 
 
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
+def bounded(text: str, limit: int = ERROR_TEXT_LIMIT) -> str:
+    """`text` on one line (runs of whitespace, newlines included, become one space) and at most
+    about `limit` characters; a cut text ends in '...' and says how long it was. Only the head is
+    looked at, so a 59 MB text costs no more than a short one."""
+    head = " ".join(text[: limit * 2].split())
+    if len(head) <= limit and len(text) <= limit * 2:
+        return head
+    return f"{head[:limit]}... ({len(text)} chars)"
 
 
 def first_line(exc: BaseException, limit: int = ERROR_TEXT_LIMIT) -> str:
@@ -20,13 +27,13 @@ def first_line(exc: BaseException, limit: int = ERROR_TEXT_LIMIT) -> str:
     the first line names the problem.
     """
     text = str(exc).strip()
-    return _cut(text.splitlines()[0], limit) if text else type(exc).__name__
+    return bounded(text.splitlines()[0], limit) if text else type(exc).__name__
 
 
 def one_line(problem: BaseException | str, limit: int = ERROR_TEXT_LIMIT) -> str:
-    """All of a message on one line (runs of whitespace and newlines become one space), cut to
-    `limit`; an exception without a message is named by its type."""
-    text = " ".join(str(problem).split())
-    if not text and isinstance(problem, BaseException):
+    """All of a message on one line, bounded (see `bounded`); an exception without a message is
+    named by its type."""
+    text = str(problem)
+    if not text.strip() and isinstance(problem, BaseException):
         return type(problem).__name__
-    return _cut(text, limit)
+    return bounded(text, limit)

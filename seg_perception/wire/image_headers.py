@@ -12,13 +12,13 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["ImageHeader", "read_header"]
+__all__ = ["HeaderRefused", "ImageHeader", "read_header"]
 
 
 @dataclass(frozen=True)
 class ImageHeader:
     codec: str
-    """'png', 'jpeg', 'tiff' or 'bmp'."""
+    """'png', 'jpeg', 'tiff', 'bmp' or 'webp'."""
     width: int
     height: int
     channels: int
@@ -46,7 +46,11 @@ _JPEG_SOS: Final = 0xDA
 
 
 def read_header(data: bytes | memoryview) -> ImageHeader | None:
-    """The header of a PNG, JPEG, TIFF or BMP payload; None for anything else or a cut header."""
+    """The header of a PNG, JPEG, TIFF, BMP or WebP payload; None for anything else or a cut header.
+
+    Raises:
+        HeaderRefused: a readable header that decoders would read otherwise than we do.
+    """
     buf = memoryview(data).cast("B") if not isinstance(data, bytes) else data
     head = bytes(buf[:8])
     try:
@@ -58,6 +62,8 @@ def read_header(data: bytes | memoryview) -> ImageHeader | None:
             return _tiff(buf)
         if head[:2] == b"BM":
             return _bmp(buf)
+        if head[:4] == b"RIFF" and bytes(buf[8:12]) == b"WEBP":
+            return _webp(buf)
     except (struct.error, IndexError, ValueError):
         return None
     return None
@@ -97,14 +103,44 @@ def _jpeg(buf: bytes | memoryview) -> ImageHeader | None:
     return None
 
 
+# Tags libtiff reads without a warning (tif_dirinfo.c): baseline, extension and the private
+# ones cameras write (XMP, IPTC, Photoshop, EXIF/GPS IFD pointers, ICC). libtiff warns once per
+# other tag on every decode, through OpenCV's log and past any throttle of ours.
+_TIFF_KNOWN_TAGS: Final = frozenset({
+    254, 255, 256, 257, 258, 259, 262, 263, 264, 265, 266, 269, 270, 271, 272, 273, 274, 277, 278, 279,
+    280, 281, 282, 283, 284, 285, 286, 287, 288, 289, 290, 291, 292, 293, 296, 297, 301, 305, 306, 315,
+    316, 317, 318, 319, 320, 321, 322, 323, 324, 325, 330, 332, 333, 334, 336, 337, 338, 339, 340, 341,
+    342, 343, 347, 512, 513, 514, 515, 517, 518, 519, 520, 521, 529, 530, 531, 532, 700, 33432, 33723,
+    34377, 34665, 34675, 34853})
+_TIFF_MAX_TAGS: Final = 64
+"""An image needs a dozen tags; a camera's EXIF lives in its own IFD (one pointer tag)."""
+
+
+class HeaderRefused(Exception):  # noqa: N818 - not an error of ours: a header we will not trust
+    """A header that is readable but that a decoder would read differently from us, or that would
+    make the decoder log on every frame: refuse the image, with this reason."""
+
+
 def _tiff(buf: bytes | memoryview) -> ImageHeader | None:
+    """libtiff reads the first of two entries for one tag (and warns); a reader keeping the last
+    would check a size the decoder does not use. So a directory whose tags repeat or are out of
+    order (the TIFF rule: ascending), or that holds tags libtiff does not know, is refused."""
     order = "<" if bytes(buf[:2]) == b"II" else ">"
     (ifd,) = struct.unpack(order + "I", bytes(buf[4:8]))
     (count,) = struct.unpack(order + "H", bytes(buf[ifd:ifd + 2]))
+    if count > _TIFF_MAX_TAGS:
+        raise HeaderRefused(f"TIFF directory of {count} tags (at most {_TIFF_MAX_TAGS} accepted)")
     tags: dict[int, int] = {}
-    for i in range(min(count, 512)):
+    previous = -1
+    for i in range(count):
         entry = bytes(buf[ifd + 2 + 12 * i:ifd + 14 + 12 * i])
         tag, kind, n = struct.unpack(order + "HHI", entry[:8])
+        if tag <= previous:
+            raise HeaderRefused(f"TIFF tag {tag} {'repeated' if tag == previous else 'out of order'}: "
+                                "decoders disagree on which entry counts")
+        previous = tag
+        if tag not in _TIFF_KNOWN_TAGS:
+            raise HeaderRefused(f"TIFF tag {tag} unknown to libtiff (it would warn on every frame)")
         if tag in (256, 257, 258, 277) and n >= 1:
             # SHORT values sit left-justified in the 4-byte field; LONG fill it.
             if kind == 3:
@@ -128,3 +164,23 @@ def _bmp(buf: bytes | memoryview) -> ImageHeader | None:
         width, height = struct.unpack("<ii", bytes(buf[18:26]))
     # A negative height means rows stored top-down; the size is its magnitude.
     return ImageHeader("bmp", abs(width), abs(height), 4, 1)
+
+
+def _webp(buf: bytes | memoryview) -> ImageHeader | None:
+    # RIFF container; the first chunk says how the size is stored (RFC 9649).
+    kind = bytes(buf[12:16])
+    if kind == b"VP8 ":  # lossy: start code 9d 01 2a, then 14-bit width and height
+        if bytes(buf[23:26]) != b"\x9d\x01\x2a":
+            return None
+        width, height = struct.unpack("<HH", bytes(buf[26:30]))
+        return ImageHeader("webp", width & 0x3FFF, height & 0x3FFF, 3, 1)
+    if kind == b"VP8L":  # lossless: signature 0x2f, then 14 bits width-1 and height-1
+        if buf[20] != 0x2F:
+            return None
+        (bits,) = struct.unpack("<I", bytes(buf[21:25]))
+        return ImageHeader("webp", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, 4, 1)
+    if kind == b"VP8X":  # extended: 24-bit canvas width-1 and height-1
+        width = int.from_bytes(bytes(buf[24:27]), "little") + 1
+        height = int.from_bytes(bytes(buf[27:30]), "little") + 1
+        return ImageHeader("webp", width, height, 4, 1)
+    return None

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 import simplejpeg
 
-from .image_headers import read_header
+from .image_headers import HeaderRefused, read_header
 from .text import wire_text
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "SUPPORTED_DEPTH_ENCODINGS",
     "compressed_to_rgb",
     "check_image_geometry",
+    "decode_image_file",
     "depth_meters",
     "depth_pixels",
     "depth_to_meters",
@@ -331,7 +332,10 @@ def compressed_to_rgb(msg: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> n
     buffer = _data_bytes(msg.data)
     if buffer.size == 0:
         raise ImageFormatError(f"empty compressed image (format {wire_text(fmt)})", "empty")
-    header = read_header(buffer.data)
+    try:
+        header = read_header(buffer.data)
+    except HeaderRefused as exc:
+        raise ImageFormatError(f"refused compressed image (format {wire_text(fmt)}): {exc}", "format") from exc
     if header is None:
         raise ImageFormatError(
             f"corrupt or unsupported compressed image (format {wire_text(fmt)}): the payload does "
@@ -353,6 +357,40 @@ def compressed_to_rgb(msg: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> n
             "corrupt",
         )
     return decoded
+
+
+class _Payload:
+    """A file's bytes as a CompressedImage-like object (stored as the codec's usual BGR)."""
+
+    format = ""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+def decode_image_file(path: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
+                      max_file_bytes: int = 1 << 30) -> np.ndarray:
+    """An image file (PNG, JPEG, TIFF, BMP, WebP) to HxWx3 uint8 RGB through the same checks as
+    a CompressedImage: the size is read from the header the decoder uses and held to `limits`
+    before anything is decoded (cv2.imread takes a 48 KB PNG to gigabytes).
+
+    Raises:
+        ImageFormatError: unreadable, unsupported, too large or corrupt (``kind`` says which).
+    """
+    from pathlib import Path
+
+    file = Path(path)
+    try:
+        size = file.stat().st_size
+        if size > max_file_bytes:
+            raise ImageFormatError(f"image file '{file}' is {size} bytes (at most {max_file_bytes})", "too_large")
+        data = file.read_bytes()
+    except OSError as exc:
+        raise ImageFormatError(f"cannot read image '{file}': {exc.strerror or exc}", "format") from exc
+    try:
+        return compressed_to_rgb(_Payload(data), limits)
+    except ImageFormatError as exc:
+        raise ImageFormatError(f"image '{file}': {exc}", exc.kind) from exc
 
 
 def _decode_jpeg(buffer: np.ndarray, stored_rgb: bool, fmt: str) -> np.ndarray:

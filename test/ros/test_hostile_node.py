@@ -413,3 +413,137 @@ def test_signal_under_load_exits_cleanly(seg_node: Any, signum: int) -> None:
     assert not bad, bad
     leftover = _left_behind(used)
     assert not leftover, f"shared memory left behind: {sorted(leftover)}"
+
+
+VGA = 640 * 480
+
+
+@pytest.mark.parametrize("transport", ["raw", "compressed"])
+def test_lowered_max_image_pixels_rejects_png_jpeg_and_raw_frames_above_it(node: Any, transport: str) -> None:
+    """max_image_pixels holds at any value, not only the default: frames above a limit set to VGA
+    are refused and counted before they are decoded, and nothing above the limit is published."""
+    compressed = transport == "compressed"
+    n = node({"use_depth": False, "input_transport": transport, "max_image_pixels": VGA})
+    small, big = photo(320, 240), photo(1280, 960)  # 1280x960 = 4x the limit
+    bgr = cv2.cvtColor(big, cv2.COLOR_RGB2BGR)
+    if compressed:
+        def good(stamp: Time) -> None:
+            n.compressed.publish(_compressed("jpeg", cv2.imencode(".jpg", small)[1].tobytes(), stamp))
+        bad = [_compressed("png", cv2.imencode(".png", bgr)[1].tobytes(), Time()),
+               _compressed("jpeg", cv2.imencode(".jpg", bgr)[1].tobytes(), Time())]
+    else:
+        def good(stamp: Time) -> None:
+            n.image.publish(_raw(small, stamp))
+        bad = [_raw(big, Time())]
+    publisher = n.compressed if compressed else n.image
+    n.serve(good)
+    for i, msg in enumerate(bad):
+        before = n.diag.count("rejected_inputs")
+
+        def send(stamp: Time, msg: Any = msg) -> None:
+            msg.header.stamp = stamp
+            publisher.publish(msg)
+        n.rejected_after(send, before, 400 + i)
+        assert not n.got("mask", Time(sec=400 + i)), "a frame above max_image_pixels was segmented"
+    assert f"exceeds the limit of {VGA} pixels" in n.running.log
+    assert "1280x960" in n.running.log
+    n.serve(good)
+    with n.out.cond:
+        sizes = {(m.width, m.height) for _, m in n.out.messages[n.topic("mask")]}
+    assert sizes == {(320, 240)}, f"masks above the limit were published: {sizes}"
+
+
+def test_a_silent_camera_and_a_camera_of_rejected_frames_are_named(ros: Any, node: Any) -> None:
+    """Of two cameras, one sends nothing: WARN naming it, never OK. Then it sends only frames of an
+    unknown encoding: WARN naming it and the reason, not the model."""
+    n = node({"use_depth": False, "cameras": ["front", "rear"]}, outputs=())
+    front = ros.create_publisher(Image, f"{n.ns}/front/image", qos_profile_sensor_data)
+    rear = ros.create_publisher(Image, f"{n.ns}/rear/image", qos_profile_sensor_data)
+    rgb = photo(160, 120)
+    try:
+        def both_sent(d: Any) -> bool:
+            front.publish(_raw(rgb, ros.get_clock().now().to_msg()))
+            return d.count("front.frames_out") > 0 and d.level == 1 and "camera 'rear'" in d.message
+        n.diag.wait(both_sent, "a WARN naming the silent camera")
+        assert "no image received" in n.diag.message
+
+        def rejected(d: Any) -> bool:
+            stamp = ros.get_clock().now().to_msg()
+            front.publish(_raw(rgb, stamp))
+            rear.publish(_raw(rgb, stamp, encoding="rgb16"))
+            return d.count("rear.rejected_frames") > 0 and "none of" in d.message
+        n.diag.wait(rejected, "a WARN naming the camera whose frames are all rejected")
+        assert n.diag.level == 1
+        assert "camera 'rear'" in n.diag.message and "rgb16" in n.diag.message, n.diag.message
+        assert "too slow" not in n.diag.message
+    finally:
+        ros.destroy_publisher(front)
+        ros.destroy_publisher(rear)
+
+
+def test_a_hung_triton_server_blocks_neither_deactivate_nor_diagnostics_nor_exit(ros: Any, node: Any) -> None:
+    """A server that accepts and never answers holds a model call for all of triton_timeout (30 s
+    here). Deactivate must still answer within about a second, /diagnostics must keep coming
+    meanwhile (the bond heartbeat shares that executor) and SIGINT must end the process at once.
+    Before: deactivate 26 s with no /diagnostics, Ctrl-C 24 s."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    from devtools.harness import call_service
+    from devtools.hostile import SilentServer
+
+    server = SilentServer()  # bound, not listening yet: the load finds nobody (fast) and goes on
+    try:
+        n = node({"use_depth": False, "model": f"triton://127.0.0.1:{server.port}/selfie", "triton_timeout": 30.0})
+        n.diag.wait(lambda d: d.level >= 0, "a first diagnostics status")
+        server.start()
+        rgb = photo(160, 120)
+
+        def engine_held() -> bool:
+            n.image.publish(_raw(rgb, ros.get_clock().now().to_msg()))
+            return server.accepted > 0
+        wait_until(engine_held, TIMEOUT, "the node to call the silent server")
+        sent = n.diag.count("frames_in")
+        wait_until(lambda: n.diag.count("frames_in") > sent, TIMEOUT, "a frame to reach the node")
+
+        start = time.monotonic()
+        reply = call_service(ros, ChangeState, f"{n.ns}/{n.running.name}/change_state",
+                             ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE)))
+        took = time.monotonic() - start
+        assert reply.success, n.running.log[-2000:]
+        assert took < 5.0, f"deactivate took {took:.1f} s while the server hung"
+        print(f"deactivate with a hung server: {took:.2f} s")
+        n.diag.wait(lambda d: d.message == "inactive", "diagnostics while the model call hangs", timeout=5.0)
+        assert "still in a model call" in n.running.log
+
+        start = time.monotonic()
+        n.running.proc.send_signal(signal.SIGINT)
+        code = n.running.proc.wait(TIMEOUT)
+        took = time.monotonic() - start
+        assert code == 0, n.running.log[-2000:]
+        assert took < 5.0, f"SIGINT took {took:.1f} s while the server hung"
+        print(f"SIGINT with a hung server: {took:.2f} s")
+    finally:
+        server.close()
+
+
+def test_sigint_while_configure_waits_on_a_hung_server_exits_at_once(seg_node: Any) -> None:
+    """Autostart's configure loads a triton:// model from a server that accepts and never answers;
+    Ctrl-C must end the process now, not after the load's calls time out (before: 10.4 s)."""
+    from devtools.hostile import SilentServer
+
+    server = SilentServer().start()
+    try:
+        running = seg_node({"use_depth": False, "model": f"triton://127.0.0.1:{server.port}/selfie",
+                            "triton_timeout": 30.0, "warmup_iterations": 1})
+        wait_until(lambda: server.accepted > 0 or running.proc.poll() is not None, TIMEOUT,
+                   "the load to reach the silent server")
+        start = time.monotonic()
+        running.proc.send_signal(signal.SIGINT)
+        code = running.proc.wait(TIMEOUT)
+        took = time.monotonic() - start
+        assert code == 0, running.log[-2000:]
+        assert took < 5.0, f"SIGINT during configure took {took:.1f} s"
+        assert "interrupted" in running.log
+    finally:
+        server.close()

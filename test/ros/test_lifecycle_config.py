@@ -141,15 +141,19 @@ def test_lifecycle_transitions(ros: Any, seg_node: Any) -> None:
 
         # configure again with another model: configure-time parameters are re-read at configure
         set_model = f"{base}/set_parameters"
-        landscape = [Parameter(name="model", value=ParameterValue(type=ParameterType.PARAMETER_STRING,
-                                                                   string_value="selfie_landscape"))]
-        result = _call(ros, SetParameters, set_model, SetParameters.Request(parameters=landscape)).results[0]
+        # (a model of other classes: obstacle_classes left unset is the new model's, never the
+        # first model's written back)
+        drivable = [Parameter(name="model", value=ParameterValue(type=ParameterType.PARAMETER_STRING,
+                                                                  string_value="drivable"))]
+        result = _call(ros, SetParameters, set_model, SetParameters.Request(parameters=drivable)).results[0]
         assert result.successful, result.reason
         maps.clear()
-        assert change(Transition.TRANSITION_CONFIGURE)
+        assert change(Transition.TRANSITION_CONFIGURE), running.log
         maps.wait_for(lambda m: len(next(iter(m.values()))) >= 1, TIMEOUT, "class map after reconfigure")
         topic = f"{running.namespace}/segmentation/class_map"
-        assert maps.messages[topic][-1][1].model_name == "mediapipe_selfie_segmentation_landscape"
+        reconfigured = maps.messages[topic][-1][1]
+        assert reconfigured.model_name == "twinlitenet_bdd100k"
+        assert [c.name for c in reconfigured.classes if c.obstacle] == ["background"]
         # ...and refused while configured, with the way to change them
         selfie = [Parameter(name="model", value=ParameterValue(type=ParameterType.PARAMETER_STRING,
                                                                string_value="selfie"))]

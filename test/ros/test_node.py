@@ -18,6 +18,7 @@ from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 
+from seg_perception.live import health  # noqa: E402
 from seg_perception.ros import qos  # noqa: E402
 from devtools.harness import Collector, image_msg, photo, wait_until  # noqa: E402
 
@@ -362,9 +363,11 @@ def test_runtime_parameter_changes_are_validated_and_applied(ros: Any, session: 
     mask = s.send_and_wait(image_msg(photo(160, 120), 6))["mask"]
     assert (mask.width, mask.height) == (80, 60)
     assert set(np.unique(np.frombuffer(mask.data, np.uint8))) <= {0, 1}
-    values = get_params(ros, running, "overlay_alpha", "obstacle_classes")
+    values = get_params(ros, running, "overlay_alpha")
     assert values[0].double_value == pytest.approx(0.8)
-    assert list(values[1].string_array_value) == ["person"]
+    # Unset stays unset (the model's own obstacle classes, which the class map shows): the node
+    # never writes a model's classes back, or configuring another model would refuse them.
+    assert all(v.type == 0 for v in get_params(ros, running, "obstacle_classes"))
 
 
 def test_overlay_alpha_weights_the_class_color_in_the_overlay(ros: Any, session: Any) -> None:
@@ -456,10 +459,11 @@ def test_diagnostics_report_rates_and_counters(ros: Any, session: Any) -> None:
             for _, arr in m["/diagnostics"]:
                 for st in arr.status:
                     values = {kv.key: kv.value for kv in st.values}
-                    if s.running.name in st.name and int(values.get("frames_out", 0)) >= 25:
+                    if s.running.name in st.name and int(values.get("frames_out", 0)) >= 15:
                         return True
             return False
-        diags.wait_for(fresh_status, TIMEOUT, "diagnostics after 25 frames")
+        # A loaded machine (load 14 on 2 cores) serves a few frames a second: wait on the count.
+        diags.wait_for(fresh_status, TIMEOUT * 3, "diagnostics after 15 frames")
     finally:
         ros.destroy_timer(timer)
     status = [st for _, arr in diags.messages["/diagnostics"] for st in arr.status
@@ -479,7 +483,18 @@ def test_diagnostics_report_rates_and_counters(ros: Any, session: Any) -> None:
     assert 0.6 * received_hz <= float(values["output_rate_hz"]) <= 1.4 * received_hz + 0.5, (values, received_hz)
     assert float(values["inference_ms"]) > 0
     assert values["device"].startswith("cpu") and values["model"] == "mediapipe_selfie_segmentation"
-    assert status.level == b"\x00", status.message
+    # The level depends on the machine's speed (a busy one rightly says WARN "model too slow" at
+    # 248 ms per frame): check that the verdict is the one its own measurements call for.
+    assert values["rejected_inputs"] == "0" and values["errors"] == "0", values
+    level = status.level[0]
+    if level == 0:
+        assert status.message.startswith("segmenting at"), status.message
+    else:
+        assert level == 1, (status.message, values)
+        slow = health.throughput_problem(float(values["input_rate_hz"]), float(values["output_rate_hz"]),
+                                         float(values["pipeline_ms"]), 0.0, 0.0, 0.0)
+        assert ("too slow" in status.message or "dropped" in status.message) and slow is not None, \
+            (status.message, values)
     ros.destroy_subscription(diags.subs[0])
 
 

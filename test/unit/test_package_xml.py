@@ -54,6 +54,7 @@ UNDECLARED_EXTRAS = {
     "mcap_ros2": "test-only: mcap-ros2-support, decodes --bag-out's CDR from its embedded definitions (importorskip)",
     "datumaro": "test-only: CVAT's importer library, in build/venv-datumaro (scripts/setup_datumaro.sh); "
                 "test_real_readers runs it as a subprocess and skips without it",
+    "grpc": "test-only: grpcio, tritonclient[grpc]'s dependency, serving a fake Triton in the Triton tests",
 }
 OURS = {"seg_perception", "devtools", "bench"}
 RUN_TAGS = {"depend", "exec_depend"}

@@ -333,3 +333,55 @@ def test_ray_run_matches_the_local_run_byte_for_byte(photos: Path, tmp_path: Pat
     assert [r["name"] for r in read_rows(tmp_path / "ray" / "index.csv")][:2] == [
         "astronaut", f"camera_image_raw_{stamp_ns(FIRST_SEC, 5_000_000)}"]
     shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_file_names_with_line_breaks_give_safe_frame_names_in_index_and_cvat_lists(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A frame name is a line of index.csv, of CVAT's ImageSets list and of review.csv: names with
+    newlines or U+2028 are made safe (the same way on --resume), never split into two lines."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a\nb", "c\u2028d", "e\u202ef"):
+        cv2.imwrite(str(folder / f"{name}.png"), cv2.cvtColor(photo("astronaut")[:64, :64], cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    assert segment(folder, "--out", out, "--format", "cvat") == 0
+    names = [r["name"] for r in read_rows(out / "index.csv")]
+    assert sorted(names) == ["a_b", "c_d", "e_f"]
+    listed = (out / "ImageSets" / "Segmentation" / "default.txt").read_text(encoding="utf-8").split("\n")
+    assert sorted(n for n in listed if n) == ["a_b", "c_d", "e_f"]
+    capsys.readouterr()
+    assert segment(folder, "--out", out, "--format", "cvat", "--resume") == 0
+    assert "3 already done" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("damage", ["a,b,c\n", "astronaut,x,,1,1,1,1,nan" + ",0" * 5 + ",o\n",
+                                    "\u2028,x,,1,1,1,1,1" + ",0" * 5 + ",o\n"])
+def test_resume_refuses_a_damaged_index_before_segmenting(photos: Path, tmp_path: Path, damage: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert segment(photos, "--out", out, "--limit", "1") == 0
+    with open(out / "index.csv", "a", encoding="utf-8") as f:
+        f.write(damage)
+    before = sorted(p.name for p in out.rglob("*"))
+    capsys.readouterr()
+    assert segment(photos, "--out", out, "--resume") != 0
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "line 3 is damaged" in err and "Traceback" not in err, err
+    assert sorted(p.name for p in out.rglob("*")) == before, "files were written before the refusal"
+
+
+def test_a_source_that_fails_before_any_frame_leaves_no_files(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A truncated video (its container says frames, none decodes): an error, and no classes.json,
+    index.csv or review.csv left in --out as if a run had happened."""
+    video = tmp_path / "cut.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 48))
+    for _ in range(5):
+        writer.write(np.full((48, 64, 3), 128, np.uint8))
+    writer.release()
+    data = video.read_bytes()
+    video.write_bytes(data[:300])  # the header survives, the frames do not
+    out = tmp_path / "out"
+    assert segment(video, "--out", out) != 0
+    left = sorted(p.name for p in out.rglob("*")) if out.exists() else []
+    assert not ({"classes.json", "index.csv", "review.csv"} & set(left)), left

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -40,7 +41,8 @@ def test_parse_address(text: str, expected: TritonAddress) -> None:
     assert parse_address(text) == expected
 
 
-@pytest.mark.parametrize("text", ["triton://host:8001", "triton:///m", "triton://h:port/m",
+@pytest.mark.parametrize("text", ["triton://host:8001", "triton:///m", "triton://h:port/m", "triton://h:\u00b2/m",
+                                  "triton://h:1/m/\u00b9",
                                   "triton://h:70000/m", "triton://h:1/m/v2", "triton://h/a/1/b"])
 def test_parse_address_rejects(text: str) -> None:
     with pytest.raises(ModelLoadError, match="triton://"):
@@ -218,3 +220,83 @@ def test_libtorch_batching_is_decided_on_the_traced_file_with_tracer_warnings_sh
         assert save_torchscript(runtime, tmp_path / "model.pt") is False
     selfie = load_model("selfie", "cpu")
     assert save_torchscript(selfie, tmp_path / "selfie.pt") is True
+
+
+class _LyingServer:
+    """A real gRPC server speaking Triton's protocol for the builtin selfie model's shapes: its
+    inference answers 1 x 256 x 256 float32 until `lie` is set to (channels, side), then that."""
+
+    def __init__(self) -> None:
+        from concurrent import futures
+
+        import grpc
+        from tritonclient.grpc import model_config_pb2 as config_pb2
+        from tritonclient.grpc import service_pb2 as pb
+        from tritonclient.grpc import service_pb2_grpc as pb_grpc
+
+        spec = builtin_spec("selfie")
+        outer = self
+
+        class Servicer(pb_grpc.GRPCInferenceServiceServicer):
+            def ServerReady(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC's names
+                return pb.ServerReadyResponse(ready=True)
+
+            def ModelReady(self, request: Any, context: Any) -> Any:  # noqa: N802
+                return pb.ModelReadyResponse(ready=True)
+
+            def ModelMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802
+                tensor = pb.ModelMetadataResponse.TensorMetadata
+                return pb.ModelMetadataResponse(
+                    name="selfie", versions=["1"], platform="onnxruntime_onnx",
+                    inputs=[tensor(name="x", datatype="FP32", shape=[1, 3, spec.input_height, spec.input_width])],
+                    outputs=[tensor(name="y", datatype="FP32", shape=[1, 1, 256, 256])])
+
+            def ModelConfig(self, request: Any, context: Any) -> Any:  # noqa: N802
+                return pb.ModelConfigResponse(config=config_pb2.ModelConfig(name="selfie", max_batch_size=0))
+
+            def ModelInfer(self, request: Any, context: Any) -> Any:  # noqa: N802
+                outer.infers += 1
+                channels, side = outer.lie
+                out = pb.ModelInferResponse.InferOutputTensor(name="y", datatype="FP32", shape=[1, channels, side, side])
+                return pb.ModelInferResponse(model_name="selfie", outputs=[out],
+                                             raw_output_contents=[bytes(4 * channels * side * side)])
+
+        self.infers = 0
+        self.lie = (1, 256)
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2),
+                                  options=[("grpc.max_send_message_length", -1)])
+        pb_grpc.add_GRPCInferenceServiceServicer_to_server(Servicer(), self.server)
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+
+    def close(self) -> None:
+        self.server.stop(None)
+
+
+@pytest.mark.parametrize("channels, side, fragment", [
+    (1, 5000, "RESOURCE_EXHAUSTED|larger than max|exceeds"),  # 100 MB answer: refused unread
+    (4, 256, "needs \\(1, 1, H, W\\)"),                          # more channels than the classes
+])
+def test_a_lying_server_is_refused_per_frame(channels: int, side: int, fragment: str) -> None:
+    import re
+
+    from seg_perception.engine.output_check import ModelOutputError, check_output
+
+    server = _LyingServer()
+    runtime = load_model(f"triton://127.0.0.1:{server.port}/selfie", "cpu", triton=TritonOptions(timeout_s=10.0))
+    try:
+        batch = torch.zeros(1, 3, runtime.spec.input_height, runtime.spec.input_width)
+        check_output(runtime(batch), runtime.spec, 1)  # honest at first
+        server.lie = (channels, side)
+        try:
+            output = runtime(batch)
+        except RuntimeUnavailable as exc:
+            assert re.search(fragment, str(exc)), exc
+        else:
+            with pytest.raises(ModelOutputError, match=fragment):
+                check_output(output, runtime.spec, 1)
+        assert server.infers >= 1
+        assert runtime.max_message_bytes < 100_000_000
+    finally:
+        runtime.close()
+        server.close()

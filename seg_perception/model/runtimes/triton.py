@@ -31,6 +31,8 @@ from ..base import ModelLoadError, ModelSpec, RuntimeHealth, RuntimeUnavailable
 
 SCHEME = "triton://"
 DEFAULT_GRPC_PORT = 8001
+MAX_BATCH_FRAMES = 16
+"""Frames of one request at most (cameras of one node); bounds the gRPC message size."""
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 # Triton datatype names (model metadata) -> numpy.
 _DATATYPES: dict[str, type[np.generic]] = {
@@ -89,13 +91,14 @@ def parse_address(text: str) -> TritonAddress:
     if not host:
         raise ModelLoadError(text, "no host before the port")
     version = parts[1] if len(parts) == 2 else ""
-    if version and not version.isdigit():
+    if version and not (version.isascii() and version.isdigit()):
         raise ModelLoadError(text, f"model version '{version}' is not a number")
     return TritonAddress(host, port, parts[0], version)
 
 
 def _parse_port(text: str, source: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    # str.isdigit() accepts '²' and other digits int() refuses: ASCII only.
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise ModelLoadError(source, f"port '{text}' is not a number in 1..65535")
     return int(text)
 
@@ -191,6 +194,17 @@ class TritonRuntime:
         self._health = RuntimeHealth(False, f"not connected yet to Triton server {address.url}")
         self.failures = 0
 
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest gRPC message sent or accepted: a batch of `MAX_BATCH_FRAMES` inputs (or of
+        outputs, never larger: each output channel is at most an input's pixels in 8 bytes, and
+        the description bounds the channels) plus room for the metadata. gRPC refuses a larger
+        answer before it is read, so a server answering 400 MB costs nothing here (its default
+        limit is 2 GB)."""
+        spec = self.spec
+        channels = max(3, spec.expected_channels() or 1)
+        return MAX_BATCH_FRAMES * channels * spec.input_width * spec.input_height * 8 + (1 << 20)
+
     # ------------------------------------------------------------------ state for diagnostics
     def health(self) -> RuntimeHealth | None:
         return self._health
@@ -220,7 +234,9 @@ class TritonRuntime:
             client = grpcclient.InferenceServerClient(
                 address.url, ssl=opts.ssl, root_certificates=_path_or_none(opts.root_certificates),
                 private_key=_path_or_none(opts.private_key),
-                certificate_chain=_path_or_none(opts.certificate_chain))
+                certificate_chain=_path_or_none(opts.certificate_chain),
+                channel_args=[("grpc.max_send_message_length", self.max_message_bytes),
+                              ("grpc.max_receive_message_length", self.max_message_bytes)])
         except Exception as exc:  # noqa: BLE001 - tritonclient raises plain Exception subclasses
             raise RuntimeUnavailable(self._text(f"cannot open a channel: {first_line(exc)}")) from exc
         self._client = client
@@ -324,7 +340,7 @@ class TritonRuntime:
         io = self._io
         assert io is not None
         host = batch.detach().to("cpu").contiguous().numpy().astype(_DATATYPES[io.input_datatype], copy=False)
-        step = io.max_batch if io.max_batch > 0 else 1
+        step = min(io.max_batch, MAX_BATCH_FRAMES) if io.max_batch > 0 else 1
         parts = [self._infer_chunk(host[i:i + step], io) for i in range(0, host.shape[0], step)]
         import torch
 
