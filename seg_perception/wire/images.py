@@ -43,8 +43,10 @@ __all__ = [
     "ImageLimits",
     "SUPPORTED_COLOR_ENCODINGS",
     "SUPPORTED_DEPTH_ENCODINGS",
+    "canonical_encoding",
     "compressed_to_rgb",
     "check_image_geometry",
+    "data_bytes",
     "depth_to_meters",
     "fill_compressed",
     "fill_image",
@@ -206,12 +208,12 @@ _CANONICAL_ENCODING: Final[dict[str, str]] = {
 }
 
 
-def _canonical_encoding(encoding: Any) -> str:
+def canonical_encoding(encoding: Any) -> str:
     text = str(encoding).strip()
     return _CANONICAL_ENCODING.get(text.lower(), text)
 
 
-def _data_bytes(data: Any) -> np.ndarray:
+def data_bytes(data: Any) -> np.ndarray:
     """``data`` as a flat uint8 array, without copying whenever the buffer allows it."""
     if data is None:
         raise ImageFormatError("message has no data", "data_size")
@@ -240,7 +242,7 @@ def _pixels(msg: Any, channels: int, itemsize: int, kind: str, limits: ImageLimi
     non-contiguous when ``step`` exceeds the packed row size.
     """
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    flat = _data_bytes(msg.data)
+    flat = data_bytes(msg.data)
     check_image_geometry(width, height, step, channels * itemsize, flat.size, limits)
     row_bytes = width * channels * itemsize
     expected = step * height
@@ -273,7 +275,7 @@ def image_to_rgb(msg: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> np.nda
             ``step`` shorter than a row, ``data`` shorter than ``step * height``
             or odd width for yuv422.
     """
-    encoding = _canonical_encoding(msg.encoding)
+    encoding = canonical_encoding(msg.encoding)
     layout = _COLOR_LAYOUTS.get(encoding)
     if layout is None:
         hint = "; depth images go through depth_to_meters" if encoding == "32FC1" else ""
@@ -325,7 +327,7 @@ def compressed_to_rgb(msg: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> n
             "carry a depth header, not a plain image",
             "format",
         )
-    buffer = _data_bytes(msg.data)
+    buffer = data_bytes(msg.data)
     if buffer.size == 0:
         raise ImageFormatError(f"empty compressed image (format {wire_text(fmt)})", "empty")
     header = read_header(buffer.data)
@@ -395,25 +397,40 @@ def depth_to_meters(msg: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> np.
     distinction between too near (-inf) and too far (+inf) is dropped on
     purpose: downstream projection treats every such pixel alike.
 
+    A ``sensor_msgs/CompressedImage``-like message (``format`` instead of ``encoding``) is read as
+    image_transport's compressedDepth (wire.compressed_depth) and then converted the same way, so
+    a compressed frame gives the clouds its raw frame would.
+
     Raises:
         ImageFormatError: an encoding other than REP 118's, bad geometry/data or too large.
     """
-    encoding = _canonical_encoding(msg.encoding)
+    if not hasattr(msg, "encoding") and hasattr(msg, "format"):
+        from .compressed_depth import decode_compressed_depth  # it builds on this module
+
+        encoding, stored = decode_compressed_depth(msg, limits)
+        return _millimeters_to_meters(stored) if encoding == "16UC1" else _float_meters(stored)
+    encoding = canonical_encoding(msg.encoding)
     if encoding == "16UC1":
-        millimeters = _pixels(msg, 1, 2, "u", limits)
-        meters = np.multiply(millimeters, np.float32(1e-3), dtype=np.float32)
-        meters[millimeters == 0] = np.nan
-        return meters
+        return _millimeters_to_meters(_pixels(msg, 1, 2, "u", limits))
     if encoding == "32FC1":
-        raw = _pixels(msg, 1, 4, "f", limits)
-        # NaN compares False, so it falls into the invalid branch with the rest.
-        valid = (raw > 0) & (raw < np.inf)
-        return np.where(valid, raw, np.float32(np.nan)).astype(np.float32, copy=False)
+        return _float_meters(_pixels(msg, 1, 4, "f", limits))
     raise _unsupported(
         encoding,
         SUPPORTED_DEPTH_ENCODINGS,
         "; REP 118 depth is 16UC1 millimeters or 32FC1 meters",
     )
+
+
+def _millimeters_to_meters(millimeters: np.ndarray) -> np.ndarray:
+    meters = np.multiply(millimeters, np.float32(1e-3), dtype=np.float32)
+    meters[millimeters == 0] = np.nan
+    return meters
+
+
+def _float_meters(raw: np.ndarray) -> np.ndarray:
+    # NaN compares False, so it falls into the invalid branch with the rest.
+    valid = (raw > 0) & (raw < np.inf)
+    return np.where(valid, raw, np.float32(np.nan)).astype(np.float32, copy=False)
 
 
 # encoding -> (channels, dtype) of the array fill_image accepts for it.
@@ -489,7 +506,7 @@ def pack_image(array: np.ndarray, encoding: str) -> tuple[np.ndarray, str, int]:
     Raises:
         ValueError: as ``fill_image``.
     """
-    canonical = _canonical_encoding(encoding)
+    canonical = canonical_encoding(encoding)
     layout = _FILL_LAYOUTS.get(canonical)
     if layout is None:
         raise ValueError(
