@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
@@ -22,6 +21,7 @@ from ..live.stats import NodeStats
 from ..wire import cdr
 from ..wire.images import ImageFormatError
 from . import qos
+from .compat import SubscriptionEventCallbacks
 from .outputs import CameraPublishers
 
 

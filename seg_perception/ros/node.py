@@ -24,7 +24,7 @@ from ..engine.frame import FrameProcessor
 from ..live import params, stats
 from ..model.base import DeviceError, ModelLoadError, describe_device
 from ..model.runtimes.triton import TritonOptions
-from . import diagnostics, parameters, qos
+from . import compat, diagnostics, parameters, qos
 from .bond import LifecycleBond
 from .cameras import Camera, CameraInputs
 from .outputs import CameraPublishers
@@ -46,8 +46,7 @@ class SegmentationNode(LifecycleNode):
         self.device_text = "not loaded"
         self.load_error = ""
         self.worker.options = parameters.live_options(self.param)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.add_post_set_parameters_callback(self._after_set_parameters)
+        compat.add_parameter_callbacks(self, self._on_set_parameters, self._after_set_parameters)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(self.param("diagnostics_period"), self._publish_diagnostics)
 
@@ -74,13 +73,14 @@ class SegmentationNode(LifecycleNode):
         return SetParametersResult(successful=reason is None, reason=reason or "")
 
     def _after_set_parameters(self, changed: list[Parameter]) -> None:
-        self.worker.options = parameters.live_options(self.param)
-        names = {p.name for p in changed}
+        # The new values from `changed`: on Humble the node stores them only after this returns.
+        new = {p.name: p.value for p in changed}
+        self.worker.options = parameters.live_options(self.param, new)
         processor = self.worker.processor
-        if "obstacle_classes" in names and processor is not None:
-            processor.class_map = processor.class_map.with_obstacles(self.param("obstacle_classes"))
+        if "obstacle_classes" in new and processor is not None:
+            processor.class_map = processor.class_map.with_obstacles(new["obstacle_classes"])
             self.get_logger().info(f"obstacle classes now {processor.class_map.obstacle_names}")
-        if names & {"obstacle_classes", "confidence_threshold"}:
+        if new.keys() & {"obstacle_classes", "confidence_threshold"}:
             self._publish_class_map()  # LabelInfo carries the threshold: late subscribers must see the new one
 
     # lifecycle ----------------------------------------------------------------------------
