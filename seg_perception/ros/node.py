@@ -108,7 +108,8 @@ class SegmentationNode(LifecycleNode):
         self.device_text = describe_device(processor.pipeline.device, processor.pipeline.runtime.cpu_threads)
         self._diag_timer.timer_period_ns = int(self.param("diagnostics_period") * 1e9)
         image = "image/compressed" if self.param("input_transport") == "compressed" else "image"
-        self.worker.cameras = {name: Camera(name, image) for name in self.param("cameras")}
+        depth = "depth/compressedDepth" if self.param("input_transport_depth") == "compressedDepth" else "depth"
+        self.worker.cameras = {name: Camera(name, image, depth) for name in self.param("cameras")}
         for camera in self.worker.cameras.values():
             camera.outputs = CameraPublishers(self, self.param("output_reliability"),
                                      lambda topic: self._qos.handler(topic, True), camera.prefix)

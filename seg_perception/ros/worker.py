@@ -172,7 +172,7 @@ class EngineWorker:
         if status.depth is DepthStatus.OK:
             self._stats.depth_result(None)
         elif status.depth.counter is not None:
-            detail = f"{status.depth.value} ({self._resolve(camera.topic('depth'))})"
+            detail = f"{status.depth.value} ({self._resolve(camera.topic(camera.depth_relative))})"
             detail += f": {status.depth_error}" if status.depth_error else ""
             self._stats.depth_result(status.depth.counter, detail)
             if status.depth is not DepthStatus.UNPAIRED:  # expected now and then: counted, not logged
