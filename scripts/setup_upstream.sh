@@ -13,8 +13,14 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 upstream=${SEG_PERCEPTION_UPSTREAM:-$(cd "$root/.." && pwd)/shared/upstream}
-VENV="$root/.venv"
-out="$root/build/upstream"
+# SEG_PERCEPTION_DISTRO=kilted: into .venv-kilted and build/kilted/upstream (scripts/env.sh reads both).
+if [ -n "${SEG_PERCEPTION_DISTRO:-}" ]; then
+  VENV="$root/.venv-$SEG_PERCEPTION_DISTRO"
+  out="$root/build/$SEG_PERCEPTION_DISTRO/upstream"
+else
+  VENV="$root/.venv"
+  out="$root/build/upstream"
+fi
 if [ ! -d "$upstream/launch" ]; then
   echo "[setup-upstream] $upstream not found: nothing to build (the tests use an installed ROS or skip)"
   exit 0
