@@ -246,10 +246,17 @@ def _pixels(msg: Any, channels: int, itemsize: int, kind: str, limits: ImageLimi
     check_image_geometry(width, height, step, channels * itemsize, flat.size, limits)
     row_bytes = width * channels * itemsize
     expected = step * height
-    rows = flat[:expected].reshape(height, step)[:, :row_bytes]
+    rows = flat[:expected].reshape(height, step)
     if itemsize > 1:
-        order = ">" if msg.is_bigendian else "<"
-        rows = rows.view(np.dtype(f"{order}{kind}{itemsize}"))
+        dtype = np.dtype(f"{'>' if msg.is_bigendian else '<'}{kind}{itemsize}")
+        if step % itemsize == 0:
+            # Whole rows first, then the padding sliced off: numpy < 1.23 (Humble's 1.21) refuses
+            # to view a row-sliced (non-contiguous) array as wider items.
+            rows = rows.view(dtype)[:, : row_bytes // itemsize]
+        else:  # an odd step with 16-bit data: no view can honor it, repack the rows
+            rows = np.ascontiguousarray(rows[:, :row_bytes]).view(dtype)
+    else:
+        rows = rows[:, :row_bytes]
     if channels == 1:
         return rows
     return rows.reshape(height, width, channels)

@@ -24,6 +24,7 @@ from devtools.msgtools import read_xyz  # noqa: E402
 from seg_perception.wire.images import fill_image  # noqa: E402
 
 TIMEOUT = 30.0
+START_TIMEOUT = 120.0  # node start (torch import, model load) takes 30 s on this shared machine under load
 W, H = 64, 48
 DW, DH = 32, 24
 K_DEPTH = [40.0, 0.0, 15.5, 0.0, 40.0, 11.5, 0.0, 0.0, 1.0]
@@ -103,7 +104,7 @@ def test_compressed_depth_gives_the_raw_depth_clouds(ros: Any, seg_node: Any, re
         return lambda m: any(x.header.stamp == stamp for _, x in m[f"{ns}/segmentation/{topic}"])
 
     wait_until(lambda: running.proc.poll() is not None or (
-        image_pub.get_subscription_count() > 0 and depth_pub.get_subscription_count() > 0), TIMEOUT,
+        image_pub.get_subscription_count() > 0 and depth_pub.get_subscription_count() > 0), START_TIMEOUT,
         "node subscriptions")
     assert running.proc.poll() is None, running.log
     wait_until(lambda: all(s.get_publisher_count() > 0 for s in out.subs), TIMEOUT, "node publishers")
