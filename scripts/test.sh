@@ -27,9 +27,9 @@ if [ "$#" -eq 0 ]; then
     summary+=("[test] $name: exit $rc in $((SECONDS - start)) s")
     [ "$rc" -eq 0 ] || failed=1
   }
-  part "jazzy (whole suite)" "${clean[@]}" bash "$0" test
+  part "jazzy (whole suite)" "${clean[@]}" bash "$root/scripts/test.sh" test
   if [ "$(date -u +%Y%m%d)" -le "$KILTED_END_OF_LIFE" ]; then
-    part "kilted (node tests)" "${clean[@]}" bash -c "bash scripts/setup_distro.sh kilted && SEG_PERCEPTION_DISTRO=kilted bash '$0' test/ros" \
+    part "kilted (node tests)" "${clean[@]}" bash -c "bash scripts/setup_distro.sh kilted && SEG_PERCEPTION_DISTRO=kilted bash scripts/test.sh test/ros" \
       </dev/null
   else
     summary+=("[test] kilted: past its end of life ($KILTED_END_OF_LIFE): not run; drop requirements-kilted.txt")
