@@ -63,4 +63,4 @@ paths=("${interfaces[@]/#/$upstream/}")
   --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF >"$out/colcon-build.out" 2>&1 || {
   tail -50 "$out/colcon-build.out"; echo "[setup-upstream] colcon build failed" >&2; exit 1; }
 echo "$want" > "$out/.stamp"
-echo "[setup-upstream] ready: build/upstream/install + launch, launch_ros, bondpy in .venv"
+echo "[setup-upstream] ready: ${out#"$root/"}/install + launch, launch_ros, bondpy in ${VENV#"$root/"}"
