@@ -1,13 +1,16 @@
 # The two commands of the README. Each sets itself up (venv, ROS 2 wheels, torch, colcon build)
-# and is idempotent.
-.PHONY: demo test test-unit test-stock setup build setup-upstream setup-browser setup-datumaro bench soak clean
+# and is idempotent. `make demo` sets up only what the demo needs.
+.PHONY: demo test test-unit test-stock test-humble test-kilted setup setup-triton setup-kilted build \
+        setup-upstream setup-browser setup-datumaro bench soak clean
 
 # MODEL=drivable (or any builtin name / model file) runs the demo with another model.
 demo: setup
 	bash scripts/run.sh python -m devtools.demo $(if $(MODEL),--model $(MODEL))
 
-# Everything, then the ROS-free tests again under the stock Jazzy versions (OpenCV 4.6, numpy 1.26).
-test: setup setup-upstream setup-browser setup-datumaro
+# Every environment (scripts/test.sh): the whole suite on ROS 2 Jazzy, the node tests again on
+# Kilted (until its end of life), the ROS-free tests under stock Jazzy (Python 3.12) and Humble
+# (Python 3.10) versions; each sets itself up.
+test: setup setup-triton setup-upstream setup-browser setup-datumaro
 	bash scripts/test.sh
 
 # The ROS-free core suite alone (seconds): no node processes, no DDS.
@@ -16,7 +19,15 @@ test-unit: setup
 
 # The ROS-free tests alone under the stock versions (.venv-stock, requirements-stock.txt).
 test-stock:
-	bash scripts/test_stock.sh
+	bash scripts/test_rosfree.sh stock
+
+# The ROS-free tests alone under Humble's versions (.venv-humble, requirements-humble.txt).
+test-humble:
+	bash scripts/test_rosfree.sh humble
+
+# The node tests alone on ROS 2 Kilted (.venv-kilted, requirements-kilted.txt).
+test-kilted: setup-kilted
+	SEG_PERCEPTION_DISTRO=kilted bash scripts/test.sh test/ros
 
 bench: setup
 	bash scripts/run.sh python bench/run.py
@@ -27,6 +38,13 @@ soak: setup
 
 setup:
 	bash scripts/setup.sh
+
+# serve_triton's environment (.venv-triton); serve_triton also makes it on its first run.
+setup-triton: setup
+	bash scripts/setup_triton.sh
+
+setup-kilted:
+	bash scripts/setup_distro.sh kilted
 
 # install/ again from the sources (after editing seg_perception/), without the venv step.
 build:
@@ -45,4 +63,4 @@ setup-datumaro:
 	bash scripts/setup_datumaro.sh || echo "[setup-datumaro] not built: test/unit/test_real_readers.py skips its Datumaro tests"
 
 clean:
-	rm -rf build install log out .venv-stock
+	rm -rf build install log out .venv-stock .venv-humble .venv-kilted

@@ -11,6 +11,7 @@ Loaded with `-p devtools.pytest_stock`; never active in the main run.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,8 @@ def _absent_dependency(exc: BaseException | None) -> str | None:
 
 
 def _reason(name: str, where: str) -> str:
-    return f"{where} needs {name}, which the stock environment (requirements-stock.txt) does not have"
+    env = os.environ.get("SEG_PERCEPTION_ROSFREE_ENV", "stock")
+    return f"{where} needs {name}, which the {env} environment (requirements-{env}.txt) does not have"
 
 
 class _StockModule(pytest.Module):

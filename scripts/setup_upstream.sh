@@ -14,8 +14,14 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 upstream=${SEG_PERCEPTION_UPSTREAM:-$(cd "$root/.." && pwd)/shared/upstream}
-VENV="$root/.venv"
-out="$root/build/upstream"
+# SEG_PERCEPTION_DISTRO=kilted: into .venv-kilted and build/kilted/upstream (scripts/env.sh reads both).
+if [ -n "${SEG_PERCEPTION_DISTRO:-}" ]; then
+  VENV="$root/.venv-$SEG_PERCEPTION_DISTRO"
+  out="$root/build/$SEG_PERCEPTION_DISTRO/upstream"
+else
+  VENV="$root/.venv"
+  out="$root/build/upstream"
+fi
 if [ ! -d "$upstream/launch" ]; then
   echo "[setup-upstream] $upstream not found: nothing to build (the tests use an installed ROS or skip)"
   exit 0
@@ -59,4 +65,4 @@ paths=("${interfaces[@]/#/$upstream/}")
   --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF >"$out/colcon-build.out" 2>&1 || {
   tail -50 "$out/colcon-build.out"; echo "[setup-upstream] colcon build failed" >&2; exit 1; }
 echo "$want" > "$out/.stamp"
-echo "[setup-upstream] ready: build/upstream/install (+ tf2_ros) + launch, launch_ros, bondpy in .venv"
+echo "[setup-upstream] ready: ${out#"$root/"}/install (+ tf2_ros) + launch, launch_ros, bondpy in ${VENV#"$root/"}"

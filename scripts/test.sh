@@ -1,7 +1,48 @@
 #!/usr/bin/env bash
-# The whole test suite, against the colcon install (where seg_perception.msg exists).
+# The test suite, against the colcon install (where seg_perception.msg exists).
+#   scripts/test.sh ARGS...   pytest ARGS in the primary environment (ROS 2 Jazzy: .venv, install/);
+#                             SEG_PERCEPTION_DISTRO=kilted runs them in .venv-kilted instead.
+#   scripts/test.sh           (`make test`) every environment, each timed:
+#     jazzy   the whole suite on Jazzy's rclpy (the LTS robots run), Python 3.11, numpy 2, OpenCV 5
+#     kilted  the core node tests (KILTED_TESTS) again on Kilted's rclpy, until Kilted's end of life
+#     stock   the ROS-free tests on a stock Ubuntu 24.04 + Jazzy's Python 3.12, OpenCV 4.6, numpy 1.26
+#     humble  the ROS-free tests on a stock Ubuntu 22.04 + Humble's Python 3.10, OpenCV 4.5.4, numpy 1.21
+#             (Humble's rclpy API is checked by test/unit/test_humble_api.py in every run)
 set -eo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+KILTED_END_OF_LIFE=20261231
+
+if [ "$#" -eq 0 ]; then
+  cd "$root"
+  # Each environment starts from the caller's environment, not from another one's paths.
+  clean=(env -u AMENT_PREFIX_PATH -u CMAKE_PREFIX_PATH -u LD_LIBRARY_PATH -u PYTHONPATH -u VIRTUAL_ENV
+         -u _ROS_WHEELS_BOOTSTRAP_COMPLETE -u SEG_PERCEPTION_DISTRO -u PYTHONSAFEPATH)
+  KILTED_TESTS="test/ros/test_node.py test/ros/test_lifecycle_config.py test/ros/test_humble_compat.py test/ros/test_label_info.py test/ros/test_depth_node.py"
+  summary=()
+  failed=0
+  part() {
+    local name=$1 start=$SECONDS rc=0
+    shift
+    echo "[test] === $name ==="
+    "$@" || rc=$?
+    summary+=("[test] $name: exit $rc in $((SECONDS - start)) s")
+    [ "$rc" -eq 0 ] || failed=1
+  }
+  part "jazzy (whole suite)" "${clean[@]}" bash "$root/scripts/test.sh" test
+  if [ "$(date -u +%Y%m%d)" -le "$KILTED_END_OF_LIFE" ]; then
+    # The node's contract on Kilted's rclpy (topics, headers, parameters, lifecycle, the Humble
+    # shims): the whole node suite runs on Jazzy; `make test-kilted` runs all of it on Kilted.
+    part "kilted (node tests)" "${clean[@]}" bash -c "bash scripts/setup_distro.sh kilted && SEG_PERCEPTION_DISTRO=kilted bash scripts/test.sh $KILTED_TESTS" \
+      </dev/null
+  else
+    summary+=("[test] kilted: past its end of life ($KILTED_END_OF_LIFE): not run; drop requirements-kilted.txt")
+  fi
+  part "stock Jazzy versions (ROS-free, Python 3.12)" "${clean[@]}" bash scripts/test_rosfree.sh stock
+  part "Humble versions (ROS-free, Python 3.10)" "${clean[@]}" bash scripts/test_rosfree.sh humble
+  printf '%s\n' "${summary[@]}"
+  exit "$failed"
+fi
+
 # shellcheck source=/dev/null
 source "$root/scripts/env.sh"
 cd "$root"
@@ -19,15 +60,4 @@ targets=(test)
 for arg in "$@"; do
   case "$arg" in test/*|test) targets=() ;; esac
 done
-if [ "$#" -gt 0 ]; then
-  exec "$root/.venv/bin/pytest" --import-mode=importlib -p no:cacheprovider -q "$@" "${targets[@]}"
-fi
-# The whole suite (`make test`): everything here, then the ROS-free tests again under the stock
-# Ubuntu 24.04 + Jazzy versions (OpenCV 4.6, numpy 1.26); fails if either fails.
-main=0
-"$root/.venv/bin/pytest" --import-mode=importlib -p no:cacheprovider -q "${targets[@]}" || main=$?
-echo "[test] the ROS-free tests again under the stock versions (scripts/test_stock.sh)"
-stock=0
-bash "$root/scripts/test_stock.sh" || stock=$?
-echo "[test] main suite: exit $main; stock-version suite: exit $stock"
-[ "$main" -eq 0 ] && [ "$stock" -eq 0 ]
+exec "$VIRTUAL_ENV/bin/pytest" --import-mode=importlib -p no:cacheprovider -q "$@" "${targets[@]}"

@@ -14,8 +14,8 @@ writes a model repository for NVIDIA's production Triton server instead (docs/sc
 
 nvidia-pytriton 0.7.0 needs numpy < 2 (under numpy 2 its data path returns empty tensors);
 when this interpreter has numpy 2, serve_triton re-runs itself with SEG_PERCEPTION_TRITON_PYTHON,
-the interpreter of a small environment holding pytriton + numpy 1.26 (scripts/setup.sh makes
-.venv-triton for it).
+the interpreter of a small environment holding pytriton + numpy 1.26 (`make setup-triton` makes
+.venv-triton for it; in a checkout, the first run makes it when it is missing).
 """
 from __future__ import annotations
 
@@ -102,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if busy:
         return _error(busy)
     other = _server_python()
+    if other is None and int(np.__version__.split(".")[0]) >= 2 and importlib.util.find_spec("pytriton") is None:
+        other = _set_up_on_first_use()
     if other is not None:
         return _reexec(other, list(sys.argv if argv is None else argv)[1:])
     if importlib.util.find_spec("pytriton") is None:
@@ -230,6 +232,23 @@ def _server_python() -> str | None:
     if python and Path(python).is_file() and os.path.abspath(python) != os.path.abspath(sys.executable):
         return python
     return None
+
+
+def _set_up_on_first_use() -> str | None:
+    """In a checkout (scripts/env.sh names it in SEG_PERCEPTION_ROOT): make .venv-triton with
+    scripts/setup_triton.sh, as `make setup-triton` does, and return its interpreter; else None."""
+    root = os.environ.get("SEG_PERCEPTION_ROOT", "")
+    script = Path(root) / "scripts" / "setup_triton.sh"
+    if not root or not script.is_file():
+        return None
+    print("serve_triton: first use, setting up its environment .venv-triton (2-4 min, once; "
+          "`make setup-triton` does the same)", flush=True)
+    import subprocess
+
+    if subprocess.run(["bash", str(script)], check=False).returncode != 0:
+        return None
+    python = Path(root) / ".venv-triton" / "bin" / "python"
+    return str(python) if python.is_file() else None
 
 
 def _reexec(python: str, args: list[str]) -> int:

@@ -115,7 +115,7 @@ def description_of(spec: ModelSpec) -> dict[str, Any]:
                       "scale": spec.scale, "mean": list(spec.mean), "std": list(spec.std), "resize": spec.resize,
                       "pad_value": spec.pad_value},
             "output": spec.output,
-            "classes": [{"name": c.name, "id": c.id, "color": list(c.color), "obstacle": c.obstacle}
+            "classes": [{"name": c.name, "id": c.id, "color": list(c.color), "obstacle": c.obstacle, "free": c.free}
                         for c in spec.classes.classes]}
 
 

@@ -97,6 +97,10 @@ PARAMS: tuple[ParamDef, ...] = (
              "published: bigger raw or compressed frames are refused from their header before any "
              "allocation (a 48 KB PNG can declare 20000x20000). Default 8K UHD.",
              min=1, max=MAX_IMAGE_PIXELS),
+    ParamDef("input_transport_depth", "raw", "raw: subscribe sensor_msgs/Image on 'depth'; compressedDepth: "
+             "sensor_msgs/CompressedImage on 'depth/compressedDepth' (image_transport's compressed_depth_image_transport: "
+             "PNG or RVL, 16UC1 or quantized 32FC1), decoded within max_image_pixels.", stage="configure",
+             choices=("raw", "compressedDepth")),
     ParamDef("use_depth", True, "Subscribe 'depth' + 'depth/camera_info' and publish the labelled and "
              "obstacle clouds once depth arrives.", stage="configure"),
     ParamDef("depth_sync_tolerance", 0.005, "Max |stamp difference| (s) to pair a depth image with a color "

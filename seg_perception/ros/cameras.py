@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
@@ -24,6 +23,7 @@ from ..wire import cdr
 from ..wire.images import ImageFormatError
 from ..wire.stamps import stamp_to_ns
 from . import qos
+from .compat import SubscriptionEventCallbacks
 from .outputs import CameraPublishers
 
 
@@ -33,6 +33,8 @@ class Camera:
     """'' = the plain topic names (image, segmentation/mask); else 'C' for C/image, C/segmentation/mask."""
     image_relative: str = "image"
     """`image` or `image/compressed` (input_transport)."""
+    depth_relative: str = "depth"
+    """`depth` or `depth/compressedDepth` (input_transport_depth)."""
     camera_info: CalibrationPairer[Any] = field(default_factory=lambda: CalibrationPairer[Any](capacity=10))
     """The latest color camera_info messages, looked up by the frame's stamp."""
     depth_info: CalibrationPairer[Any] = field(default_factory=lambda: CalibrationPairer[Any](capacity=10))
@@ -96,8 +98,9 @@ class CameraInputs:
                                                        self._on_camera_info(camera, "camera_info"), qos.SENSOR,
                                                        raw=True))
             if use_depth:
-                self._subs.append(node.create_subscription(Image, camera.topic("depth"), self._on_depth(camera),
-                                                           image_qos, raw=True))
+                depth_type = Image if camera.depth_relative == "depth" else CompressedImage
+                self._subs.append(node.create_subscription(depth_type, camera.topic(camera.depth_relative),
+                                                           self._on_depth(camera), image_qos, raw=True))
                 self._subs.append(node.create_subscription(CameraInfo, camera.topic("depth/camera_info"),
                                                            self._on_camera_info(camera, "depth/camera_info"),
                                                            qos.SENSOR, raw=True))
@@ -167,10 +170,13 @@ class CameraInputs:
         return store
 
     def _on_depth(self, camera: Camera) -> Callable[[bytes], None]:
-        topic = camera.topic("depth")
+        """Raw or compressedDepth: either is read in place here and decoded only once paired
+        (engine.frame.add_clouds -> wire.images.depth_to_meters)."""
+        topic = camera.topic(camera.depth_relative)
+        reader = cdr.read_image if camera.depth_relative == "depth" else cdr.read_compressed_image
 
         def store(serialized: bytes) -> None:
-            msg = self._read(serialized, cdr.read_image, topic)
+            msg = self._read(serialized, reader, topic)
             if msg is not None:
                 camera.depth.add(stamp_to_ns(msg.header.stamp), msg)
         return store

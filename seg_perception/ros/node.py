@@ -28,7 +28,7 @@ from ..live.health import HealthWatch
 from ..model.base import DeviceError, ModelLoadError, describe_device, describe_runtime
 from ..model.runtimes.triton import TritonOptions, is_triton_model
 from ..wire.errors import bounded, first_line
-from . import diagnostics, parameters, qos
+from . import compat, diagnostics, parameters, qos
 from .bond import LifecycleBond
 from .cameras import Camera, CameraInputs
 from .outputs import CameraPublishers
@@ -54,8 +54,7 @@ class SegmentationNode(LifecycleNode):
         self.load_error = ""
         self._server_watch = HealthWatch()
         self.worker.options = parameters.live_options(self.param)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.add_post_set_parameters_callback(self._after_set_parameters)
+        compat.add_parameter_callbacks(self, self._on_set_parameters, self._after_set_parameters)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(self.param("diagnostics_period"), self._publish_diagnostics)
 
@@ -86,23 +85,24 @@ class SegmentationNode(LifecycleNode):
         return SetParametersResult(successful=reason is None, reason=reason or "")
 
     def _after_set_parameters(self, changed: list[Parameter]) -> None:
-        self.worker.options = parameters.live_options(self.param)
-        names = {p.name for p in changed}
+        # The new values from `changed`: on Humble the node stores them only after this returns.
+        new = {p.name: p.value for p in changed}
+        self.worker.options = parameters.live_options(self.param, new)
         processor = self.worker.processor
-        if "obstacle_classes" in names and processor is not None:
-            processor.class_map = processor.class_map.with_obstacles(self.param("obstacle_classes"))
+        if "obstacle_classes" in new and processor is not None:
+            processor.class_map = processor.class_map.with_obstacles(new["obstacle_classes"])
             self.get_logger().info(f"obstacle classes now {processor.class_map.obstacle_names}")
-        if names & {"web_max_fps", "web_jpeg_quality"}:
+        if new.keys() & {"web_max_fps", "web_jpeg_quality"}:
             self.web.update()
-        if "depth_exclude_classes" in names and processor is not None:
-            processor.depth_exclude_classes = parameters.optional_string_array(self, "depth_exclude_classes") or []
+        if "depth_exclude_classes" in new and processor is not None:
+            processor.depth_exclude_classes = list(new["depth_exclude_classes"] or [])
             self.get_logger().info(f"depth_filtered now without {processor.depth_exclude_classes}")
-        if "free_classes" in names and processor is not None:
-            processor.class_map = processor.class_map.with_free(self.param("free_classes"))
+        if "free_classes" in new and processor is not None:
+            processor.class_map = processor.class_map.with_free(list(new["free_classes"] or []))
             self.get_logger().info(f"free (ground) classes now {processor.class_map.free_names}")
-        if names & {"ground_projection", "camera_pose"} and processor is not None:
+        if new.keys() & {"ground_projection", "camera_pose"} and processor is not None:
             self._listen_tf()
-        if names & {"obstacle_classes", "confidence_threshold"}:
+        if new.keys() & {"obstacle_classes", "confidence_threshold"}:
             self._publish_class_map()  # LabelInfo carries the threshold: late subscribers must see the new one
 
     # lifecycle ----------------------------------------------------------------------------
@@ -147,7 +147,8 @@ class SegmentationNode(LifecycleNode):
         self.device_text = describe_device(processor.pipeline.device, processor.pipeline.runtime.cpu_threads)
         self._diag_timer.timer_period_ns = int(self.param("diagnostics_period") * 1e9)
         image = "image/compressed" if self.param("input_transport") == "compressed" else "image"
-        self.worker.cameras = {name: Camera(name, image) for name in self.param("cameras")}
+        depth = "depth/compressedDepth" if self.param("input_transport_depth") == "compressedDepth" else "depth"
+        self.worker.cameras = {name: Camera(name, image, depth) for name in self.param("cameras")}
         for camera in self.worker.cameras.values():
             camera.outputs = CameraPublishers(self, self.param("output_reliability"),
                                      lambda topic: self._qos.handler(topic, True), camera.prefix)

@@ -13,11 +13,11 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.lifecycle import LifecycleNode
 from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
 
 from . import qos
+from .compat import PublisherEventCallbacks
 from ..wire import cdr, pointcloud2 as clouds, topics
 from ..engine.frame import FrameOutputs, FrameRequest
 from ..model.labels import ClassMap

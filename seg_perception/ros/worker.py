@@ -319,7 +319,7 @@ class EngineWorker:
         if status.depth is DepthStatus.OK:
             self._stats.depth_result(None)
         elif status.depth.counter is not None:
-            topic = self._resolve(camera.topic("depth"))
+            topic = self._resolve(camera.topic(camera.depth_relative))
             detail = f"{status.depth.value} ({topic})"
             if status.depth is DepthStatus.UNPAIRED and camera.depth.newest_stamp() is None:
                 detail = f"no depth image has arrived on {topic} (no depth camera? use_depth:=false turns clouds off)"

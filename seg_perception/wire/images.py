@@ -43,8 +43,10 @@ __all__ = [
     "ImageLimits",
     "SUPPORTED_COLOR_ENCODINGS",
     "SUPPORTED_DEPTH_ENCODINGS",
+    "canonical_encoding",
     "compressed_to_rgb",
     "check_image_geometry",
+    "data_bytes",
     "decode_image_file",
     "depth_meters",
     "depth_pixels",
@@ -210,12 +212,12 @@ _CANONICAL_ENCODING: Final[dict[str, str]] = {
 }
 
 
-def _canonical_encoding(encoding: Any) -> str:
+def canonical_encoding(encoding: Any) -> str:
     text = str(encoding).strip()
     return _CANONICAL_ENCODING.get(text.lower(), text)
 
 
-def _data_bytes(data: Any) -> np.ndarray:
+def data_bytes(data: Any) -> np.ndarray:
     """``data`` as a flat uint8 array, without copying whenever the buffer allows it."""
     if data is None:
         raise ImageFormatError("message has no data", "data_size")
@@ -244,14 +246,21 @@ def _pixels(msg: Any, channels: int, itemsize: int, kind: str, limits: ImageLimi
     non-contiguous when ``step`` exceeds the packed row size.
     """
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    flat = _data_bytes(msg.data)
+    flat = data_bytes(msg.data)
     check_image_geometry(width, height, step, channels * itemsize, flat.size, limits)
     row_bytes = width * channels * itemsize
     expected = step * height
-    rows = flat[:expected].reshape(height, step)[:, :row_bytes]
+    rows = flat[:expected].reshape(height, step)
     if itemsize > 1:
-        order = ">" if msg.is_bigendian else "<"
-        rows = rows.view(np.dtype(f"{order}{kind}{itemsize}"))
+        dtype = np.dtype(f"{'>' if msg.is_bigendian else '<'}{kind}{itemsize}")
+        if step % itemsize == 0:
+            # Whole rows first, then the padding sliced off: numpy < 1.23 (Humble's 1.21) refuses
+            # to view a row-sliced (non-contiguous) array as wider items.
+            rows = rows.view(dtype)[:, : row_bytes // itemsize]
+        else:  # an odd step with 16-bit data: no view can honor it, repack the rows
+            rows = np.ascontiguousarray(rows[:, :row_bytes]).view(dtype)
+    else:
+        rows = rows[:, :row_bytes]
     if channels == 1:
         return rows
     return rows.reshape(height, width, channels)
@@ -277,7 +286,7 @@ def image_to_rgb(msg: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> np.nda
             ``step`` shorter than a row, ``data`` shorter than ``step * height``
             or odd width for yuv422.
     """
-    encoding = _canonical_encoding(msg.encoding)
+    encoding = canonical_encoding(msg.encoding)
     layout = _COLOR_LAYOUTS.get(encoding)
     if layout is None:
         hint = "; depth images go through depth_to_meters" if encoding == "32FC1" else ""
@@ -329,7 +338,7 @@ def compressed_to_rgb(msg: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> n
             "carry a depth header, not a plain image",
             "format",
         )
-    buffer = _data_bytes(msg.data)
+    buffer = data_bytes(msg.data)
     if buffer.size == 0:
         raise ImageFormatError(f"empty compressed image (format {wire_text(fmt)})", "empty")
     try:
@@ -436,6 +445,10 @@ def depth_to_meters(msg: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> np.
     distinction between too near (-inf) and too far (+inf) is dropped on
     purpose: downstream projection treats every such pixel alike.
 
+    A ``sensor_msgs/CompressedImage``-like message (``format`` instead of ``encoding``) is read as
+    image_transport's compressedDepth (wire.compressed_depth) and then converted the same way, so
+    a compressed frame gives the clouds its raw frame would.
+
     Raises:
         ImageFormatError: an encoding other than REP 118's, bad geometry/data or too large.
     """
@@ -461,7 +474,12 @@ def depth_pixels(msg: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> tuple[
     Raises:
         ImageFormatError: an encoding other than REP 118's, bad geometry/data or too large.
     """
-    encoding = _canonical_encoding(msg.encoding)
+    if not hasattr(msg, "encoding") and hasattr(msg, "format"):
+        from .compressed_depth import decode_compressed_depth  # it builds on this module
+
+        encoding, stored = decode_compressed_depth(msg, limits)
+        return _native(stored), encoding
+    encoding = canonical_encoding(msg.encoding)
     if encoding == "16UC1":
         return _native(_pixels(msg, 1, 2, "u", limits)), encoding
     if encoding == "32FC1":
@@ -551,7 +569,7 @@ def pack_image(array: np.ndarray, encoding: str) -> tuple[np.ndarray, str, int]:
     Raises:
         ValueError: as ``fill_image``.
     """
-    canonical = _canonical_encoding(encoding)
+    canonical = canonical_encoding(encoding)
     layout = _FILL_LAYOUTS.get(canonical)
     if layout is None:
         raise ValueError(

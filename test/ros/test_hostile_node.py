@@ -379,7 +379,10 @@ def _left_behind(used: set[str]) -> set[str]:
     """
     present = set(os.listdir("/dev/shm"))
     mapped = _shm_mapped()
-    files = {f for name in used for f in (name, f"{name}_el", f"sem.{name}_mutex")}
+    # Fast DDS 2.x (Jazzy) keeps its port segments (fastrtps_portNNNN) for the next participant on
+    # that port by design; Fast DDS 3 (Kilted) removes them. Only the node's own segments count.
+    files = {f for name in used if not name.startswith("fastrtps_port")
+             for f in (name, f"{name}_el", f"sem.{name}_mutex")}
     return {f for f in files & present if f.removesuffix("_el").removeprefix("sem.").removesuffix("_mutex") not in mapped}
 
 
@@ -398,7 +401,8 @@ def test_signal_under_load_exits_cleanly(seg_node: Any, signum: int) -> None:
         wait_until(lambda: "flowing\n" in lines or load.poll() is not None or running.proc.poll() is not None,
                    TIMEOUT * 2, "masks flowing to the load process")
         assert "flowing\n" in lines, ("".join(lines), running.log[-2000:])
-        used = {f for f in _shm_mapped(running.proc.pid) | _shm_mapped(load.pid) if "fastdds" in f}
+        # Fast DDS 3 (Kilted) names its segments fastdds_*, Fast DDS 2.14 (Jazzy) fastrtps_*.
+        used = {f for f in _shm_mapped(running.proc.pid) | _shm_mapped(load.pid) if "fastdds" in f or "fastrtps" in f}
         assert used, "the node maps no Fast DDS shared memory: is the shared-memory transport off?"
         running.proc.send_signal(signum)
         code = running.proc.wait(TIMEOUT)

@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from devtools import compressed_depth
 from seg_perception.wire import pointcloud2 as clouds
 from seg_perception.wire.images import fill_image
 from seg_perception.engine.frame import DepthFrame, DepthStatus, FrameInput, FrameProcessor, FrameRequest
@@ -173,3 +174,27 @@ def test_the_color_camera_info_is_checked_once_against_its_image(processor: Fram
     assert bad.status.camera_info_error.startswith("/cam/camera_info: ") and "non-finite" in bad.status.camera_info_error
     assert bad.segmentation is not None and bad.segmentation.labels.shape == (H, W)
     assert processor.process(color_frame(), ALL).camera_info is None
+
+
+@pytest.mark.parametrize("encoding, codec", [("16UC1", "png"), ("16UC1", "rvl"), ("32FC1", "png"), ("32FC1", "rvl")])
+def test_compressed_depth_gives_the_clouds_of_its_raw_frame(processor: FrameProcessor, encoding: str,
+                                                            codec: str) -> None:
+    """image_transport's compressedDepth (encoded as compressed_depth_image_transport does) makes
+    the same clouds as the raw depth image a compressedDepth subscriber would hand out."""
+    mm = np.full((H, W), 2000, np.uint16)
+    mm[:, :5] = 0  # no return
+    mm[BOX] = 1500
+    depth: np.ndarray = mm if encoding == "16UC1" else mm.astype(np.float32) / 1000
+    compressed = compressed_depth.encode(depth, encoding, codec, header=header("depth_optical"))
+    if encoding == "32FC1":  # quantized on the way: the raw twin is what the subscriber decodes
+        depth = compressed_depth.dequantize(compressed_depth.quantize(depth))
+    cam = SimpleNamespace(k=K, width=W, height=H)
+    via_compressed = processor.process(color_frame(), ALL, DepthFrame(compressed, cam))
+    via_raw = processor.process(color_frame(), ALL, DepthFrame(image(depth, encoding, "depth_optical"), cam))
+    assert via_compressed.status.depth is DepthStatus.OK, via_compressed.status.depth_error
+    for name in ("labelled_cloud", "obstacle_cloud"):
+        got, want = getattr(via_compressed, name), getattr(via_raw, name)
+        assert got is not None and want is not None and got.dtype == want.dtype
+        assert np.array_equal(got.view(np.uint8), want.view(np.uint8)), name  # NaN rows bit for bit
+    assert np.isnan(via_compressed.labelled_cloud["z"][:, :5]).all()
+    assert np.allclose(via_compressed.obstacle_cloud["z"], 1.5, atol=1e-3)

@@ -15,6 +15,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 import seg_perception
 
 ROS_FREE = ("wire", "model", "models", "engine", "live", "offline", "deploy", "web")
@@ -124,6 +126,7 @@ def test_the_direction_check_sees_a_wrong_import() -> None:
 
 
 def test_every_ros_free_module_imports_without_ros() -> None:
+    pytest.importorskip("torch", reason="the probe imports every module, torch runtimes included")
     result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     assert int(result.stdout.split()[-1]) >= 40, result.stdout

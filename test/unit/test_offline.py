@@ -357,6 +357,7 @@ def test_installed_command_reports_a_missing_source(tmp_path: Path) -> None:
 
 
 def test_runs_without_rclpy(photo_folder: Path, tmp_path: Path) -> None:
+    pytest.importorskip("torch", reason="the default model is a torch one (ONNX: test_onnx_model_without_torch)")
     # A None entry in sys.modules makes `import rclpy` fail, as on a machine without ROS.
     script = ("import sys; sys.modules['rclpy'] = None\n"
               "from seg_perception.apps import run\n"
@@ -365,3 +366,41 @@ def test_runs_without_rclpy(photo_folder: Path, tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert len(read_index(tmp_path)) == 2
+
+
+def test_onnx_model_without_torch(photo_folder: Path, tmp_path: Path) -> None:
+    """segment_offline on an ONNX model where neither rclpy nor torch imports (a stock Humble or
+    Jazzy robot without the pytorch pip key): the ONNX Runtime path end to end."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    # "person" where red > green: logits = (0, 40 * (r - g)) per pixel, a 1x1 convolution.
+    weight = np.zeros((2, 3, 1, 1), np.float32)
+    weight[1, 0], weight[1, 1] = 40.0, -40.0
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["image", "w", "b"], ["logits"])], "red_minus_green",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 48, 64])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 2, 48, 64])],
+        [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(np.zeros(2, np.float32), "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    path = tmp_path / "model" / "red.onnx"
+    path.parent.mkdir()
+    onnx.save(model, str(path))
+    (path.parent / "red.yaml").write_text(
+        "name: red\ninput: {width: 64, height: 48, color_order: rgb, scale: 0.00392156862745098, resize: stretch}\n"
+        "output: logits\nclasses:\n  - background\n  - {name: person, color: [220, 20, 60], obstacle: true}\n")
+    script = ("import sys; sys.modules['rclpy'] = None; sys.modules['torch'] = None\n"
+              "from seg_perception.apps import run\n"
+              "sys.exit(run('segment_offline', sys.argv))")
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-c", script, str(photo_folder), "--out", str(out), "--model", str(path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert len(read_index(out)) == 2
+    astronaut = read_mask(out / "astronaut_mask.png")
+    assert astronaut.shape == (SIZE[1], SIZE[0])
+    rgb = photo("astronaut").astype(np.int32)
+    sure = np.abs(rgb[..., 0] - rgb[..., 1]) > 60  # clearly red or clearly green, away from the tie
+    assert sure.sum() > 100
+    assert ((astronaut == 1) == (rgb[..., 0] > rgb[..., 1]))[sure].mean() > 0.9
+    assert not read_mask(out / "camera_mask.png").any()  # a gray photo: red never beats green

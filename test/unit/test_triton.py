@@ -300,3 +300,22 @@ def test_a_lying_server_is_refused_per_frame(channels: int, side: int, fragment:
     finally:
         runtime.close()
         server.close()
+def test_serve_triton_sets_up_its_environment_on_first_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make demo` no longer builds .venv-triton: in a checkout, serve_triton's first run runs the
+    checkout's scripts/setup_triton.sh and re-runs in the interpreter it made; outside one (no
+    SEG_PERCEPTION_ROOT) it does nothing and the error says what to install."""
+    from seg_perception.apps import serve_triton
+
+    monkeypatch.delenv("SEG_PERCEPTION_ROOT", raising=False)
+    assert serve_triton._set_up_on_first_use() is None
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    # The checkout's own setup step (here: one that makes the interpreter path and logs the call).
+    (checkout / "scripts" / "setup_triton.sh").write_text(
+        'root=$(cd "$(dirname "$0")/.." && pwd)\nmkdir -p "$root/.venv-triton/bin"\n'
+        'ln -sf "$(command -v bash)" "$root/.venv-triton/bin/python"\necho ran >> "$root/calls"\n')
+    monkeypatch.setenv("SEG_PERCEPTION_ROOT", str(checkout))
+    assert serve_triton._set_up_on_first_use() == str(checkout / ".venv-triton" / "bin" / "python")
+    assert (checkout / "calls").read_text() == "ran\n"
+    (checkout / "scripts" / "setup_triton.sh").write_text("exit 3\n")
+    assert serve_triton._set_up_on_first_use() is None  # a failed setup is no interpreter
