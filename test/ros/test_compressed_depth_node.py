@@ -20,6 +20,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # n
 
 from devtools import compressed_depth  # noqa: E402
 from devtools.harness import Collector, wait_until  # noqa: E402
+from devtools.red_model import sorted_rows, write_red_model  # noqa: E402
 from devtools.msgtools import read_xyz  # noqa: E402
 from seg_perception.wire.images import fill_image  # noqa: E402
 
@@ -32,23 +33,9 @@ FX, CX, FY, CY = 80.0, 31.5, 80.0, 23.5
 BOX_U, BOX_V = (20, 36), (12, 36)
 
 
-class RedIsPerson(torch.nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        person = torch.minimum(x[:, 0:1] - 0.5, 0.5 - x[:, 1:2]) * 100.0
-        return torch.cat([torch.zeros_like(person), person], dim=1)
-
-
 @pytest.fixture(scope="module")
 def red_model(tmp_path_factory: Any) -> Path:
-    folder = tmp_path_factory.mktemp("red_model")
-    path = folder / "red_is_person.pt"
-    torch.jit.script(RedIsPerson()).save(str(path))
-    (folder / "red_is_person.yaml").write_text(
-        f"name: red_is_person\n"
-        f"input: {{width: {W}, height: {H}, color_order: rgb, scale: 0.00392156862745098, resize: stretch}}\n"
-        f"output: logits\n"
-        f"classes:\n  - background\n  - {{name: person, color: [220, 20, 60], obstacle: true}}\n")
-    return path
+    return write_red_model(tmp_path_factory.mktemp("red_model"), W, H)
 
 
 def scene() -> tuple[np.ndarray, np.ndarray]:
@@ -66,11 +53,6 @@ def expected_person_points(z: float) -> np.ndarray:
     u, v = u[~hole], v[~hole]
     zs = np.full(u.shape, z)
     return np.stack([(u - CX) * zs / FX, (v - CY) * zs / FY, zs], axis=1)
-
-
-def sorted_rows(points: np.ndarray) -> np.ndarray:
-    rounded = np.round(points.astype(np.float64), 4)
-    return rounded[np.lexsort(rounded.T[::-1])]
 
 
 def test_compressed_depth_gives_the_raw_depth_clouds(ros: Any, seg_node: Any, red_model: Path) -> None:

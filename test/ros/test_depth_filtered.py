@@ -21,6 +21,7 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from devtools.harness import Collector, call_service, wait_until  # noqa: E402
+from devtools.red_model import write_red_model  # noqa: E402
 from seg_perception.wire.images import fill_image  # noqa: E402
 
 TIMEOUT = 30.0
@@ -30,23 +31,9 @@ BOX_U, BOX_V = (20, 36), (12, 36)   # the red "person", even edges: whole depth 
 HOLE_U, HOLE_V = (4, 8), (2, 6)     # depth 0 on the wall (already invalid in the input)
 
 
-class RedIsPerson(torch.nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        person = torch.minimum(x[:, 0:1] - 0.5, 0.5 - x[:, 1:2]) * 100.0
-        return torch.cat([torch.zeros_like(person), person], dim=1)
-
-
 @pytest.fixture(scope="module")
 def red_model(tmp_path_factory: Any) -> Path:
-    folder = tmp_path_factory.mktemp("red_model")
-    path = folder / "red_is_person.pt"
-    torch.jit.script(RedIsPerson()).save(str(path))
-    (folder / "red_is_person.yaml").write_text(
-        f"name: red_is_person\n"
-        f"input: {{width: {W}, height: {H}, color_order: rgb, scale: 0.00392156862745098, resize: stretch}}\n"
-        f"output: logits\n"
-        f"classes:\n  - background\n  - {{name: person, color: [220, 20, 60], obstacle: true}}\n")
-    return path
+    return write_red_model(tmp_path_factory.mktemp("red_model"), W, H)
 
 
 def scene() -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from devtools.msgtools import read_field, read_xyz  # noqa: E402
 from seg_perception.wire.images import fill_image  # noqa: E402
 from devtools.harness import Collector, wait_until  # noqa: E402
+from devtools.red_model import sorted_rows, write_red_model  # noqa: E402
 
 TIMEOUT = 30.0
 W, H = 64, 48            # color / mask size
@@ -31,31 +32,10 @@ BOX_U, BOX_V = (20, 36), (12, 36)        # person region in color pixels (even: 
 INVALID_U, INVALID_V = (34, 36), (12, 18)  # inside the box, depth 0 = invalid (REP 118)
 
 
-class RedIsPerson(torch.nn.Module):
-    """A real (if simple) segmentation model: person where red > 0.5 and green < 0.5."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        person = torch.minimum(x[:, 0:1] - 0.5, 0.5 - x[:, 1:2]) * 100.0
-        return torch.cat([torch.zeros_like(person), person], dim=1)
-
-
 @pytest.fixture(scope="module", params=["pt", "onnx"])
 def red_model(request: Any, tmp_path_factory: Any) -> Path:
     """The model as a TorchScript file and as an ONNX file: both run through the same node."""
-    folder = tmp_path_factory.mktemp("red_model")
-    path = folder / f"red_is_person.{request.param}"
-    if request.param == "pt":
-        torch.jit.script(RedIsPerson()).save(str(path))
-    else:
-        # dynamo=False: the torch.export-based exporter needs onnxscript, absent here.
-        torch.onnx.export(RedIsPerson(), (torch.zeros(1, 3, H, W),), str(path), dynamo=False,
-                          input_names=["image"], output_names=["logits"], opset_version=17)
-    (folder / "red_is_person.yaml").write_text(
-        f"name: red_is_person\n"
-        f"input: {{width: {W}, height: {H}, color_order: rgb, scale: 0.00392156862745098, resize: stretch}}\n"
-        f"output: logits\n"
-        f"classes:\n  - background\n  - {{name: person, color: [220, 20, 60], obstacle: true}}\n")
-    return path
+    return write_red_model(tmp_path_factory.mktemp("red_model"), W, H, request.param)
 
 
 def scene() -> tuple[np.ndarray, np.ndarray]:
@@ -75,9 +55,8 @@ def expected_obstacle_points() -> np.ndarray:
     return np.stack([(u - CX) * z / FX, (v - CY) * z / FY, z], axis=1)
 
 
-def sorted_rows(points: np.ndarray) -> np.ndarray:
-    rounded = np.round(points.astype(np.float64), 5)
-    return rounded[np.lexsort(rounded.T[::-1])]
+def sorted_rows5(points: np.ndarray) -> np.ndarray:
+    return sorted_rows(points, 5)
 
 
 def test_rgbd_pair_gives_exact_obstacle_points_and_aligned_outputs(ros: Any, seg_node: Any, red_model: Path) -> None:
@@ -153,7 +132,7 @@ def test_rgbd_pair_gives_exact_obstacle_points_and_aligned_outputs(ros: Any, seg
         # Obstacle cloud: exactly the person points with valid depth.
         got = read_xyz(obstacles)
         assert got.shape[0] == expected_obstacle_points().shape[0]
-        np.testing.assert_allclose(sorted_rows(got), sorted_rows(expected_obstacle_points()), atol=1e-4)
+        np.testing.assert_allclose(sorted_rows5(got), sorted_rows5(expected_obstacle_points()), atol=1e-4)
 
         # Organized cloud: row-major in mask order, label field = mask, wall at 3 m.
         xyz = read_xyz(cloud).reshape(H, W, 3)

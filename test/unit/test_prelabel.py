@@ -17,31 +17,25 @@ import numpy as np
 import pytest
 
 from devtools.bags import CAMERA_TOPIC, COMPRESSED_TOPIC, FIRST_SEC, camera_recording, stamp_ns
-from devtools.outputs import read_rows, read_unchanged
-from seg_perception.apps import segment_offline as offline
+from devtools.outputs import read_rows, read_unchanged, segment_offline, small_photo, write_photos
 from seg_perception.model.labels import ClassMap
 from seg_perception.offline.formats import cvat_labels, voc_color
 from seg_perception.offline.frames import FileSource
 from seg_perception.offline.progress import Progress
-from seg_perception.offline.sources import sample_photo
 
 SIZE = (96, 96)
 
 
 def photo(name: str) -> np.ndarray:
-    return cv2.resize(sample_photo(name), SIZE, interpolation=cv2.INTER_AREA)
+    return small_photo(name, SIZE)
 
 
-def segment(*args: Any) -> int:
-    return offline.main(["segment_offline", *map(str, args)])
+segment = segment_offline
 
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("photos")
-    for name in ("astronaut", "coffee", "camera"):
-        cv2.imwrite(str(folder / f"{name}.png"), cv2.cvtColor(photo(name), cv2.COLOR_RGB2BGR))
-    return folder
+    return write_photos(tmp_path_factory.mktemp("photos"))
 
 
 @pytest.fixture(scope="module")

@@ -22,12 +22,10 @@ import pytest
 import yaml
 
 from devtools.bags import CAMERA_TOPIC, COMPRESSED_TOPIC, camera_recording, stamp_ns
-from devtools.outputs import read_rows, read_unchanged
-from seg_perception.apps import segment_offline as offline
+from devtools.outputs import read_rows, read_unchanged, segment_offline, small_photo, write_photos
 from seg_perception.model.labels import ClassMap
 from seg_perception.offline.bagout import FILE_PERIOD_NS, FILE_TOPIC
 from seg_perception.offline.formats import CvatWriter, FormatError, cvat_labels
-from seg_perception.offline.sources import sample_photo
 
 ROOT = Path(__file__).resolve().parents[2]
 DATUMARO_PYTHON = ROOT / "build" / "venv-datumaro" / "bin" / "python"
@@ -36,19 +34,15 @@ CLASSES = ["background", "person"]  # the selfie model's
 
 
 def photo(name: str) -> np.ndarray:
-    return cv2.resize(sample_photo(name), SIZE, interpolation=cv2.INTER_AREA)
+    return small_photo(name, SIZE)
 
 
-def segment(*args: Any) -> int:
-    return offline.main(["segment_offline", *map(str, args)])
+segment = segment_offline
 
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("photos")
-    for name in ("astronaut", "coffee", "camera"):
-        cv2.imwrite(str(folder / f"{name}.png"), cv2.cvtColor(photo(name), cv2.COLOR_RGB2BGR))
-    return folder
+    return write_photos(tmp_path_factory.mktemp("photos"))
 
 
 @pytest.fixture(scope="module")
