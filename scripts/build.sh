@@ -16,6 +16,7 @@ else
 fi
 mkdir -p "$log_base"
 # Nothing under build/ is a package of this workspace (upstream copies, other distributions' builds).
+mkdir -p "$root/build"
 touch "$root/build/COLCON_IGNORE"
 export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
 "$VENV/bin/colcon" --log-base "$log_base" build --base-paths "$root" --build-base "$build_base" \
