@@ -279,7 +279,7 @@ def type_name(value: Any) -> str:
 
 def expected_text(pdef: ParamDef) -> str:
     """The type a parameter takes, with its range or choices: 'a double in [0.0, 1.0]'."""
-    kind = "string array" if pdef.model_default else type_name(pdef.default)
+    kind = f"{pdef.array_type} array" if pdef.declared_unset else type_name(pdef.default)
     text = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
     if pdef.choices:
         text += f", one of {', '.join(pdef.choices)}"
@@ -290,7 +290,7 @@ def expected_text(pdef: ParamDef) -> str:
 
 
 def _same_type(pdef: ParamDef, value: Any) -> bool:
-    expected = "string array" if pdef.model_default else type_name(pdef.default)
+    expected = f"{pdef.array_type} array" if pdef.declared_unset else type_name(pdef.default)
     given = type_name(value)
     if expected.endswith("array") and given == "array":
         return True  # [] has no element type
@@ -308,7 +308,7 @@ def startup_value_problem(name: str, value: Any) -> str | None:
         hint = ""
         if type_name(value) == "integer" and type_name(pdef.default) == "double":
             hint = f" (write {float(value)})"
-        elif type_name(pdef.default) == "string array" or pdef.model_default:
+        elif type_name(pdef.default) == "string array" or (pdef.declared_unset and pdef.array_type == "string"):
             hint = f" (write {name}:=\"['{value}']\" on the command line)" if isinstance(value, str) else ""
         return (f"parameter {name}: got {shown} ({type_name(value)}), expected {expected_text(pdef)}{hint}")
     out_of_range = (pdef.min is not None and pdef.max is not None and not isinstance(value, bool)
