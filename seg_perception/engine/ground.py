@@ -131,7 +131,7 @@ class Lens:
         if self.distortion_model == "equidistant":
             try:
                 out = cv2.fisheye.undistortPoints(points, self.k, d, criteria=_CRITERIA)
-            except TypeError:  # pragma: no cover - an OpenCV without the criteria argument
+            except (TypeError, cv2.error):  # OpenCV < 4.7 (Humble's 4.5.4) has no criteria argument here
                 out = cv2.fisheye.undistortPoints(points, self.k, d)
         elif hasattr(cv2, "undistortPointsIter"):  # OpenCV 4: the iteration criteria have their own call
             out = cv2.undistortPointsIter(points, self.k, d, None, None, _CRITERIA)
