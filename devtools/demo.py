@@ -77,6 +77,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[demo] model {cmap_msg.model_name}: classes {list(names.values())}")
         wait_until(lambda: all(s.get_publisher_count() > 0 for s in collector.subs), args.timeout,
                    "the output topics")
+        # A best-effort frame sent before the node's reader has matched our writer is lost (the
+        # writer may see the reader first: Fast DDS 2 on Jazzy does). Send a probe until a mask
+        # comes back, so every timed frame after it is heard.
+        probe = Image()
+        fill_image(probe, demo_photo(photos[0]), "rgb8")
+
+        def probe_answered() -> bool:
+            probe.header.stamp = node.get_clock().now().to_msg()
+            stamp = probe.header.stamp
+            image_pub.publish(probe)
+            try:
+                collector.wait_for(lambda m: any(x.header.stamp == stamp for _, x in m["segmentation/mask"]), 1.0,
+                                   "the probe's mask")
+            except TimeoutError:
+                return False
+            return True
+        wait_until(probe_answered, args.timeout, "a first mask from segmentation_node")
+        collector.clear()
         print(f"{'frame':<14}{'size':>10}{'latency ms':>12}  class share")
         latencies = []
         for round_index in range(args.rounds):
