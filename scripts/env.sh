@@ -34,8 +34,10 @@ if [ -d "$_sp_up" ]; then
   export LD_LIBRARY_PATH="$_sp_up/lib:$LD_LIBRARY_PATH"
 fi
 unset _sp_up _sp_install _sp_venv
-# Large images across processes: shared-memory transport with 64 MB segments (see README).
+# Large images across processes: shared-memory transport with 64 MB segments (see README). Fast DDS 3
+# (Kilted) reads FASTDDS_DEFAULT_PROFILES_FILE, Fast DDS 2 (Jazzy, Humble) FASTRTPS_DEFAULT_PROFILES_FILE.
 export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_sp_root/config/fastdds_shm.xml}"
+export FASTRTPS_DEFAULT_PROFILES_FILE="${FASTRTPS_DEFAULT_PROFILES_FILE:-$FASTDDS_DEFAULT_PROFILES_FILE}"
 export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
 # serve_triton re-runs itself with this interpreter (pytriton needs numpy < 2; see requirements-triton.txt).
 if [ -x "$_sp_root/.venv-triton/bin/python" ]; then

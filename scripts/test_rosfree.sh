@@ -17,7 +17,7 @@ for arg in "$@"; do
 done
 # Nothing of the main environment: no ROS paths, no bootstrap marker, only the source tree.
 exec env -u AMENT_PREFIX_PATH -u CMAKE_PREFIX_PATH -u LD_LIBRARY_PATH -u VIRTUAL_ENV \
-  -u _ROS_WHEELS_BOOTSTRAP_COMPLETE -u FASTDDS_DEFAULT_PROFILES_FILE -u RMW_IMPLEMENTATION \
+  -u _ROS_WHEELS_BOOTSTRAP_COMPLETE -u FASTDDS_DEFAULT_PROFILES_FILE -u FASTRTPS_DEFAULT_PROFILES_FILE -u RMW_IMPLEMENTATION \
   PYTHONPATH="$root" PYTHONSAFEPATH=1 SEG_PERCEPTION_ROSFREE_ENV="$name" \
   SEG_PERCEPTION_MEDIAPIPE_DIR="${SEG_PERCEPTION_MEDIAPIPE_DIR:-$root/build/mediapipe_selfie}" \
   "$root/.venv-$name/bin/pytest" --import-mode=importlib -p no:cacheprovider -p devtools.pytest_stock \
