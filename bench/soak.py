@@ -41,8 +41,10 @@ from seg_perception.wire.topics import STREAMS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUTS: dict[str, type] = {"mask": Image, "confidence": Image, "color_mask": Image, "overlay": Image,
-                            "camera_info": CameraInfo, "points": PointCloud2, "obstacle_points": PointCloud2}
-assert tuple(OUTPUTS) == STREAMS
+                            "camera_info": CameraInfo, "points": PointCloud2, "obstacle_points": PointCloud2,
+                            "depth_filtered": Image}
+"""Every output an RGB-D camera gives (scan and ground_points need ground_projection, off here)."""
+assert set(OUTPUTS) <= set(STREAMS) and set(STREAMS) - set(OUTPUTS) == {"scan", "ground_points"}
 COUNTERS = FRAME_COUNTERS
 FLAT_RELATIVE = 0.05
 FLAT_ABSOLUTE_MIB = 64.0
