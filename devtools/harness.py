@@ -24,6 +24,7 @@ from sensor_msgs.msg import Image
 from seg_perception.wire.images import fill_image
 from seg_perception.offline.sources import sample_photo
 from seg_perception.ros import qos
+from devtools.waiting import wait_until  # noqa: F401 - re-exported for the node tests
 
 
 def installed_executable(name: str = "segmentation_node") -> str:
@@ -101,17 +102,6 @@ class Spinner:
         self._stop = True
         self._thread.join()
         self.executor.remove_node(self.node)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str = "condition",
-               poll: threading.Event | None = None) -> None:
-    """Poll `predicate` (cheap) until true; raise TimeoutError naming `what`."""
-    deadline = time.monotonic() + timeout
-    event = poll or threading.Event()
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.1f} s waiting for {what}")
-        event.wait(0.01)
 
 
 class Collector:

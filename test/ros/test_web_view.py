@@ -110,7 +110,8 @@ def _start(seg_node: Any, ros: Any, cameras: list[str], **params: Any) -> tuple[
     port = _free_port()
     running = seg_node({"cameras": cameras, "use_depth": False, "web_port": port, "diagnostics_period": 0.5,
                         **params})
-    _poll(lambda: running.proc.poll() is not None or _answers(port), TIMEOUT, "the live view to answer")
+    # 5 checks a second: each is a connection, and the live view limits how fast one address opens them
+    wait_until(lambda: running.proc.poll() is not None or _answers(port), TIMEOUT, "the live view to answer", 0.2)
     assert running.proc.poll() is None, running.log
     return running, port
 
@@ -228,7 +229,7 @@ def test_viewers_cost_and_stalled_clients_do_not_slow_the_node(seg_node: Any, ro
     stream_fps = received[0] / (time.monotonic() - start)
     reader.close()
     thread.join(5.0)
-    _poll(lambda: _status_or_none(port, "streams_open") == 0, 30.0, "the viewer's stream to end")
+    wait_until(lambda: _status_or_none(port, "streams_open") == 0, 30.0, "the viewer's stream to end", 0.2)
 
     stalled = [stalled_stream(port, "/stream/default.mjpg") for _ in range(6)]  # 4 fill the slots
     refused = 0
@@ -240,7 +241,7 @@ def test_viewers_cost_and_stalled_clients_do_not_slow_the_node(seg_node: Any, ro
     hostile = phase(quiet["s"], cpu=False)
     # Every stream the server took from a client that never reads is closed by the server, while
     # the client still holds its end.
-    _poll(lambda: _status_or_none(port, "streams_open") == 0, 30.0, "the stalled streams to be closed")
+    wait_until(lambda: _status_or_none(port, "streams_open") == 0, 30.0, "the stalled streams to be closed", 0.2)
     for sock in stalled:
         sock.close()
     web = _status(port)["web"]
@@ -259,16 +260,6 @@ def test_viewers_cost_and_stalled_clients_do_not_slow_the_node(seg_node: Any, ro
     # one client write timeout: it never waited on a client.
     segmentation = _status(port)["diagnostics"]["status"][0]["values"]
     assert float(segmentation["stage_web_ms"]) < 0.1 * 2000.0, segmentation
-
-
-def _poll(predicate: Any, timeout: float, what: str) -> None:
-    """wait_until at 5 checks a second: each check is a connection, and the live view limits
-    how fast one address may open them."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.1f} s waiting for {what}")
-        time.sleep(0.2)
 
 
 def _status_or_none(port: int, key: str) -> int:

@@ -2,23 +2,12 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 from devtools.fakes import FakeClock
+from devtools.waiting import wait_until
 from seg_perception.live import stats
 from seg_perception.live.latest import LatestPerKey
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll `condition` until true or `timeout` passes (a deadline, not a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.0005)
-    return True
 
 
 def _waiting(slots: LatestPerKey[Any, Any]) -> int:
@@ -53,7 +42,7 @@ def test_take_waits_and_put_wakes_it() -> None:
     got: list[dict[str, str]] = []
     worker = threading.Thread(target=lambda: got.append(slots.take_all()), daemon=True)
     worker.start()
-    assert _wait_until(lambda: _waiting(slots) == 1 or not worker.is_alive())
+    wait_until(lambda: _waiting(slots) == 1 or not worker.is_alive(), 5.0, "the worker to wait", 0.0005)
     assert got == [] and worker.is_alive()
     slots.put("right", "frame")
     worker.join(timeout=5.0)
@@ -66,7 +55,7 @@ def test_close_wakes_a_waiting_take_and_reopen_starts_empty() -> None:
     got: list[dict[str, int]] = []
     worker = threading.Thread(target=lambda: got.append(slots.take_all()), daemon=True)
     worker.start()
-    assert _wait_until(lambda: _waiting(slots) == 1 or not worker.is_alive())
+    wait_until(lambda: _waiting(slots) == 1 or not worker.is_alive(), 5.0, "the worker to wait", 0.0005)
     slots.close()
     worker.join(timeout=5.0)
     assert not worker.is_alive()

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from devtools.fakes import FakeClock
+from devtools.waiting import wait_until
 from devtools.webclient import MjpegReader, http_get, stalled_stream
 from seg_perception.web import limits as lim
 from seg_perception.web.feed import OverlayFeed
@@ -251,15 +252,11 @@ def test_connections_beyond_the_limit_are_refused_and_stalled_streams_closed(ser
     kept flowing into the feed throughout (the producer never waited on a client)."""
     stalled = [stalled_stream(server.port, "/stream/default.mjpg") for _ in range(4)]
     try:
-        deadline = time.monotonic() + 5.0
-        while server.stats()["connections_open"] < 4 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: server.stats()["connections_open"] >= 4, 5.0, "four open streams", 0.02)
         offered_before = server.feed.offered
         assert http_get(server.port, "/status.json")[0] == 503
         assert server.stats()["refused_busy"] >= 1
-        deadline = time.monotonic() + 10.0
-        while server.stats()["stalled_closed"] < 4 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: server.stats()["stalled_closed"] >= 4, 10.0, "the stalled streams closed", 0.05)
         stats = server.stats()
         assert stats["stalled_closed"] == 4, stats
         assert server.feed.offered > offered_before
