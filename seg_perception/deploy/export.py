@@ -36,8 +36,9 @@ import yaml
 
 from ..model.labels import ClassMap
 from ..model.base import ModelSpec
-from ..model.builtin import builtin_module, builtin_spec, canonical_builtin, primary_output
+from ..model.builtin import builtin_module, builtin_spec, canonical_builtin
 from ..model.description import FORMAT_VERSION, INPUT_KEYS, spec_from_dict
+from ..model.runtimes.torch_module import primary_output
 from ..wire.errors import one_line
 
 DEFAULT_OPSET = 17

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from ..model.base import ModelLoadError, Runtime
-from ..model.builtin import TorchModuleRuntime, canonical_builtin, primary_output
+from ..model.builtin import canonical_builtin
+from ..model.runtimes.torch_module import TorchModuleRuntime, primary_output
 from ..model.loader import ONNX_SUFFIXES, load_model, zeros_batch
 
 _LOG = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .labels import ClassInfo, ClassMap
 from .base import ModelLoadError, ModelSpec, check_fp16
@@ -190,14 +190,3 @@ def _selfie_input_sizes(name: str) -> dict[str, tuple[int, int]]:
     except ImportError as exc:
         raise ModelLoadError(name, f"the builtin model code is missing from this install ({exc})") from exc
     return SELFIE_INPUT_SIZES
-
-
-
-def __getattr__(name: str) -> Any:
-    # TorchModuleRuntime and primary_output lived here; importing them from here still works
-    # (and imports torch), while importing this module alone does not.
-    if name in ("TorchModuleRuntime", "primary_output"):
-        from .runtimes import torch_module
-
-        return getattr(torch_module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
