@@ -12,17 +12,22 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import cv2
 import numpy as np
 from rclpy.utilities import remove_ros_args
 
 from ..offline.sources import frames, pinhole_k
+from ..offline.video import DamagedFrame
 from ..ros.replay import replay
 from ..wire.images import DEFAULT_IMAGE_LIMITS
 
 _FROM_RGB = {"rgb8": None, "bgr8": cv2.COLOR_RGB2BGR, "mono8": cv2.COLOR_RGB2GRAY}
+
+
+def print_error(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def encode(rgb: np.ndarray, encoding: str) -> np.ndarray:
@@ -74,11 +79,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(remove_ros_args(argv)[1:])
 
 
-def stream(source: str, size: tuple[int, int] | None, encoding: str) -> Iterator[tuple[str, np.ndarray]]:
-    """The source's frames, encoded, read one at a time and started again at its end."""
+DAMAGE_REPORT_EVERY = 100
+"""After the first damaged video frame, one line per this many more (a long damaged stretch
+cannot flood stderr)."""
+
+
+def stream(source: str, size: tuple[int, int] | None, encoding: str,
+           report: Callable[[str], None] = print_error) -> Iterator[tuple[str, np.ndarray]]:
+    """The source's frames, encoded, read one at a time and started again at its end. A damaged
+    video frame is skipped, counted and named (the first, then every DAMAGE_REPORT_EVERY-th)."""
+    damaged = 0
     while True:
         sent = 0
         for name, rgb in frames(source):
+            if isinstance(rgb, DamagedFrame):
+                damaged += 1
+                if damaged == 1 or damaged % DAMAGE_REPORT_EVERY == 0:
+                    report(f"camera_replay: skipped {name}: {rgb.problem} ({damaged} damaged so far)")
+                continue
             if size is not None:
                 rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
             sent += 1

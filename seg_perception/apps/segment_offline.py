@@ -36,7 +36,8 @@ Frame names: a file's stem; `<video stem>_<frame index>`; for bags
 `<topic, '/' and other odd characters as '_'>_<header stamp in ns>` (the bag's receive
 time where a driver leaves the header stamp zero). A repeated name gets `_1`, `_2`, ...
 
-A frame that cannot be decoded (corrupt payload, unknown encoding, unreadable file) is
+A frame that cannot be decoded (corrupt payload, unknown encoding, unreadable file, a video
+frame the decoder had to conceal errors in, or that a cut-off video lists but does not hold) is
 reported, counted and skipped; a source that cannot be read at all is an error, found before
 anything is written; a source that breaks midway (a damaged bag) is reported by name, the
 frames before it stay, and the run goes on with the next source (exit status 1). Without

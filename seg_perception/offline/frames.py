@@ -15,13 +15,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
-import cv2
 import numpy as np
 
 from ..wire import cdr
 from ..wire.images import ImageFormatError, compressed_to_rgb, image_to_rgb
 from ..wire.stamps import NS_PER_S, split_ns, stamp_text
 from .sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, frames, read_image
+from .video import DamagedFrame, listed_frames
 
 IMAGE_TYPE = cdr.IMAGE
 COMPRESSED_TYPE = cdr.COMPRESSED_IMAGE
@@ -176,11 +176,7 @@ class FileSource:
             return {self.source: len(self._files())}
         if self.path.suffix.lower() in IMAGE_SUFFIXES:
             return {self.source: 1}
-        capture = cv2.VideoCapture(str(self.path))
-        try:
-            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
-        finally:
-            capture.release()
+        count = listed_frames(self.path)
         return {self.source: count} if count > 0 else None
 
     def frames(self) -> Iterator[FrameRef]:
@@ -195,7 +191,8 @@ class FileSource:
             return
         try:
             for name, rgb in frames(self.source):
-                yield FrameRef(name, self.source, RgbFrame(rgb), stream=stream, origin=self.source)
+                payload = Undecodable(rgb.problem) if isinstance(rgb, DamagedFrame) else RgbFrame(rgb)
+                yield FrameRef(name, self.source, payload, stream=stream, origin=self.source)
         except ValueError as exc:
             raise SourceError(str(exc)) from exc
 

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from ..wire.images import DEFAULT_IMAGE_LIMITS, ImageLimits, decode_image_file
+from .video import DamagedFrame, video_frames
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
@@ -34,16 +35,11 @@ def read_image(path: Path, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> np.nda
     return decode_image_file(path, limits)
 
 
-def check_video_size(capture: cv2.VideoCapture, path: Path, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> None:
-    """A video's frame size, from its container, held to `limits` before a frame is decoded."""
-    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
-    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    limits.check(width, height, width * height * 3, f"video '{path}' frames")
-
-
-def frames(source: str, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> Iterator[tuple[str, np.ndarray]]:
+def frames(source: str, limits: ImageLimits = DEFAULT_IMAGE_LIMITS
+           ) -> Iterator[tuple[str, np.ndarray | DamagedFrame]]:
     """'samples', a directory of images, one image file, or a video file (read frame by frame).
-    Every image is held to `limits` before it is decoded."""
+    Every image is held to `limits` before it is decoded. A video frame that did not decode
+    whole comes as a DamagedFrame naming its problem (offline.video), never as a picture."""
     if source == "samples":
         for name in SAMPLE_NAMES:
             yield name, sample_photo(name)
@@ -62,20 +58,7 @@ def frames(source: str, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> Iterator[
         yield path.stem, read_image(path, limits)
         return
     if path.suffix.lower() in VIDEO_SUFFIXES:
-        capture = cv2.VideoCapture(str(path))
-        if not capture.isOpened():
-            raise ValueError(f"cannot open video '{path}'")
-        index = 0
-        try:
-            check_video_size(capture, path, limits)
-            while True:
-                ok, bgr = capture.read()
-                if not ok:
-                    break
-                yield f"{path.stem}_{index:06d}", cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                index += 1
-        finally:
-            capture.release()
+        yield from video_frames(path, limits)
         return
     raise ValueError(f"'{source}': unknown file type {path.suffix!r}")
 

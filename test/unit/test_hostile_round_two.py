@@ -3,6 +3,7 @@ quote megabytes, TIFF headers that lie, calibrations with a million coefficients
 that are not finite or name classes the model does not have."""
 from __future__ import annotations
 
+import itertools
 import struct
 import time
 from pathlib import Path
@@ -321,3 +322,126 @@ def test_camera_replay_refuses_bad_arguments_with_usage_not_a_traceback(args: li
     assert caught.value.code == 2
     err = capsys.readouterr().err
     assert "usage: camera_replay" in err and "Traceback" not in err
+
+
+def _damaged_mp4(path: Path, frames: int = 30) -> Path:
+    """An MPEG-4 video with random bytes written over its middle third: the container is whole,
+    some frames decode with concealed errors and some packets do not decode at all."""
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (160, 120))
+    if not writer.isOpened():
+        pytest.skip("this OpenCV build has no MPEG-4 encoder")
+    rng = np.random.default_rng(0)
+    for i in range(frames):
+        image = np.zeros((120, 160, 3), np.uint8)
+        cv2.circle(image, (5 * i + 10, 60), 15, (0, 0, 255), -1)
+        image[::8] = rng.integers(0, 255, (15, 160, 3), dtype=np.uint8)
+        writer.write(image)
+    writer.release()
+    data = bytearray(path.read_bytes())
+    for offset in range(len(data) // 3, 2 * len(data) // 3, 499):
+        data[offset:offset + 40] = rng.integers(0, 255, 40, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_damaged_video_frames_are_named_in_order_and_nothing_reaches_stderr(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Before: OpenCV returned the concealed frames as good ones, stopped at the first packet it
+    could not decode (7 of 30 frames, the rest dropped without a word) and printed FFmpeg's
+    errors on stderr, one per damaged block. Now every frame is either a picture or named."""
+    pytest.importorskip("av", reason="PyAV (requirements.txt) decodes past damage and marks concealed frames")
+    import numpy as np
+
+    from seg_perception.offline.sources import frames
+    from seg_perception.offline.video import DamagedFrame
+
+    video = _damaged_mp4(tmp_path / "walk.mp4")
+    capfd.readouterr()
+    out = list(frames(str(video)))
+    assert [name for name, _ in out] == [f"walk_{i:06d}" for i in range(30)]
+    damaged = [(name, frame.problem) for name, frame in out if isinstance(frame, DamagedFrame)]
+    good = [frame for _, frame in out if isinstance(frame, np.ndarray)]
+    assert damaged and good, "the file should hold both"
+    assert all(frame.shape == (120, 160, 3) for frame in good)
+    for name, problem in damaged:
+        assert f"frame {int(name[-6:])} of video '{video}'" in problem and len(problem) < 300
+    assert not capfd.readouterr().err
+
+
+def test_without_pyav_what_opencv_stops_short_of_is_named_and_stderr_stays_quiet(tmp_path: Path) -> None:
+    """The OpenCV fallback (a ROS install without PyAV): the frames a cut-off video's container
+    lists but OpenCV never returns are named as one range, and FFmpeg's messages on a damaged
+    video (before: one stderr line per damaged block) are silenced. A fresh process: OpenCV
+    reads its FFmpeg log setting once, when its backend starts."""
+    import subprocess
+    import sys
+
+    import cv2
+    import numpy as np
+
+    damaged = _damaged_mp4(tmp_path / "walk.mp4")
+    cut = tmp_path / "cut.avi"
+    writer = cv2.VideoWriter(str(cut), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(30):
+        writer.write(np.full((48, 64, 3), 8 * i, np.uint8))
+    writer.release()
+    cut.write_bytes(cut.read_bytes()[:cut.stat().st_size * 6 // 10])
+    script = ("import sys\nfrom pathlib import Path\n"
+              "from seg_perception.offline.video import DamagedFrame, video_frames\n"
+              "for path in sys.argv[1:]:\n"
+              "    out = list(video_frames(Path(path), decoder='opencv'))\n"
+              "    bad = [(n, f.problem) for n, f in out if isinstance(f, DamagedFrame)]\n"
+              "    print(len(out) - len(bad)); print(bad[-1][0] if bad else ''); print(bad[-1][1] if bad else '')\n")
+    done = subprocess.run([sys.executable, "-c", script, str(damaged), str(cut)], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    if tuple(int(part) for part in cv2.__version__.split(".")[:2]) >= (4, 6):  # older: no log-level setting
+        assert done.stderr == ""
+    lines = done.stdout.splitlines()
+    good, name, problem = lines[3:6]
+    assert 0 < int(good) < 30
+    assert name == f"cut_{int(good):06d}..cut_000029"
+    assert f"lists 30 frames but frames {good} to 29 could not be read" in problem
+
+
+def test_a_damaged_video_is_prelabelled_without_its_damaged_frames_which_are_named(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch", reason="segment_offline runs the default model")
+    pytest.importorskip("av", reason="PyAV (requirements.txt) names each damaged frame")
+    import csv
+
+    from devtools.outputs import segment_offline
+
+    video = _damaged_mp4(tmp_path / "walk.mp4")
+    out = tmp_path / "out"
+    code = segment_offline(video, "--out", out)
+    captured = capsys.readouterr()
+    with open(out / "index.csv", newline="") as f:
+        listed = [row["name"] for row in csv.DictReader(f)]
+    skipped = [line for line in captured.err.splitlines() if "skipped walk_" in line]
+    assert skipped and listed
+    assert sorted(listed + [line.split("skipped ")[1].split(" ")[0] for line in skipped]) == \
+        [f"walk_{i:06d}" for i in range(30)]
+    assert all("is damaged" in line or "does not decode" in line for line in skipped)
+    assert f"{len(listed)} frames segmented, {len(skipped)} skipped" in captured.out
+    assert code == 0, "skipped frames are reported and counted, as the help says; the run itself succeeded"
+
+
+def test_camera_replay_skips_damaged_frames_and_reports_them_bounded(tmp_path: Path) -> None:
+    pytest.importorskip("rclpy")
+    pytest.importorskip("av", reason="PyAV (requirements.txt) names each damaged frame")
+    from seg_perception.apps import camera_replay
+
+    video = _damaged_mp4(tmp_path / "walk.mp4")
+    lines: list[str] = []
+    sent = [name for name, _ in itertools.islice(
+        camera_replay.stream(str(video), None, "rgb8", lines.append), 200)]
+    assert len(sent) == 200 and "walk_000000" in sent and "walk_000029" in sent
+    damaged_per_pass = 30 - len(set(sent))
+    assert damaged_per_pass > 0 and not any(name in sent for line in lines for name in [line.split(" ")[2][:-1]])
+    passes = 200 / (30 - damaged_per_pass)
+    assert len(lines) <= 1 + passes * damaged_per_pass / camera_replay.DAMAGE_REPORT_EVERY + 1
+    assert lines[0].startswith("camera_replay: skipped walk_") and "(1 damaged so far)" in lines[0]

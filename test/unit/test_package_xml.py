@@ -45,6 +45,8 @@ UNDECLARED_EXTRAS = {
     "mypy": "test-only: a development check pinned with its stubs in requirements.txt (importorskip)",
     "pycocotools": "segment_offline's COCO output, imported when that format is asked for",
     "ray": "segment_offline --ray, imported when asked for",
+    "av": "PyAV, video files in segment_offline/camera_replay (no rosdep key; pip install av), imported when a "
+          "video is read; OpenCV reads videos without it",
     "tritonclient": "model: triton://... (no rosdep key; pip install tritonclient[grpc]), imported when such a model loads",
     "pytriton": "serve_triton, run in its own .venv-triton (nvidia-pytriton needs numpy < 2)",
     "openvino": "runtime:=openvino and int8 export (requirements-openvino.txt; no rosdep key), imported when used",
