@@ -122,7 +122,8 @@ def run(args: argparse.Namespace) -> tuple[list[Window], dict[str, Any]]:
     log_path = log_dir / "node.log"
     proc = start_node({"model": args.model, "device": args.device, "use_depth": True, "diagnostics_period": 1.0},
                       {"__ns": ns}, log_path=log_path, name=name)
-    status_name = f"{name}: segmentation"  # diagnostic_updater naming: the node name, no namespace
+    # What bench.dds.Diagnostics keys a status by: the node's full name (hardware_id), then its name.
+    status_name = f"{ns}/{name} {name}: segmentation"
     node = bench.node
     pubs = {"image": node.create_publisher(Image, f"{ns}/image", SENSOR_QOS),
             "depth": node.create_publisher(Image, f"{ns}/depth", SENSOR_QOS),

@@ -73,7 +73,9 @@ def start_node(params: Mapping[str, Any] | None = None, remaps: Mapping[str, str
     return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env)
 
 
-def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> int:
+def stop_process(proc: subprocess.Popen, timeout: float = 30.0) -> int:
+    """SIGINT, then SIGKILL only if the process is still there after `timeout` s (a busy machine
+    can take a while to stop torch and DDS; a killed process leaves its shared-memory files)."""
     if proc.poll() is None:
         proc.send_signal(2)  # SIGINT: the node shuts down cleanly
         try:
@@ -84,24 +86,60 @@ def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> int:
 
 
 class Spinner:
-    """Spins a node on a background thread so callbacks run while the caller waits."""
+    """Spins a node on a background thread so callbacks run while the caller waits.
+
+    The thread outlives what happens in it: rclpy's executor walks the node's entities after
+    its wait, outside the handles' locks, so a subscription or client the caller destroys at
+    that moment (every Collector and call_service does) raises InvalidHandle out of spin_once;
+    that is skipped. Any other exception (a callback that raised) is kept in `errors` for the
+    test that caused it to report (test/conftest.py); spinning goes on either way, so one
+    failure can never leave every later test of the run deaf.
+    """
 
     def __init__(self, node: Node) -> None:
         self.node = node
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(node)
+        self.errors: list[str] = []
+        self.destroyed_while_walked = 0
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._stop = False
         self._thread.start()
 
     def _spin(self) -> None:
+        from rclpy.exceptions import InvalidHandle
+
         while not self._stop:
-            self.executor.spin_once(timeout_sec=0.05)
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except InvalidHandle:
+                self.destroyed_while_walked += 1
+            except Exception:  # noqa: BLE001 - reported by the test that caused it, never fatal here
+                import traceback
+
+                self.errors.append(traceback.format_exc(limit=8)[-4000:])
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def take_errors(self) -> list[str]:
+        errors, self.errors = self.errors, []
+        return errors
 
     def close(self) -> None:
         self._stop = True
         self._thread.join()
         self.executor.remove_node(self.node)
+
+
+def spin_state(node: Node) -> str:
+    """For a timeout's message: what the node's Spinner (if any) went through."""
+    spinner = getattr(node, "spinner", None)
+    if spinner is None:
+        return ""
+    return (f" (test node: spinning thread {'alive' if spinner.alive else 'STOPPED'}, {len(spinner.errors)} callback "
+            f"errors, {spinner.destroyed_while_walked} entities destroyed while the executor walked them)")
 
 
 class Collector:
@@ -129,7 +167,8 @@ class Collector:
         with self.cond:
             if not self.cond.wait_for(lambda: predicate(self.messages), timeout):
                 counts = {k: len(v) for k, v in self.messages.items()}
-                raise TimeoutError(f"timed out after {timeout:.1f} s waiting for {what}; received {counts}")
+                raise TimeoutError(f"timed out after {timeout:.1f} s waiting for {what}; received {counts}"
+                                   f"{spin_state(self.node)}")
 
     def with_stamp(self, topic: str, stamp: Any) -> tuple[float, Any] | None:
         with self.cond:
@@ -149,12 +188,12 @@ def call_service(node: Node, srv_type: Any, name: str, request: Any, timeout: fl
     client: Any = node.create_client(srv_type, name)
     try:
         if not client.wait_for_service(timeout_sec=timeout):
-            raise TimeoutError(f"service {name} did not appear within {timeout:.1f} s")
+            raise TimeoutError(f"service {name} did not appear within {timeout:.1f} s{spin_state(node)}")
         future = client.call_async(request)
         done = threading.Event()
         future.add_done_callback(lambda _: done.set())
         if not done.wait(timeout):
-            raise TimeoutError(f"no reply from {name} within {timeout:.1f} s")
+            raise TimeoutError(f"no reply from {name} within {timeout:.1f} s{spin_state(node)}")
         return future.result()
     finally:
         node.destroy_client(client)

@@ -53,6 +53,14 @@ export SEG_PERCEPTION_MEDIAPIPE_DIR="$root/build/mediapipe_selfie"
 export SEG_PERCEPTION_CACHE="${SEG_PERCEPTION_CACHE:-$root/build/cache}"
 # Keep test traffic on this machine and away from other ROS graphs running here.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+# Fast DDS 2 (Jazzy) runs the suite on rmw's own transports, not config/fastdds_shm.xml: under
+# ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST rmw adds a shared-memory transport of its own, so with the
+# profile every participant holds two on the same ports, and two of three whole-suite runs with it
+# (one of them CI's) lost every delivery to the long-lived test process from one test on, while
+# node processes kept coming and going (the nodes still saw the test process). The node tests
+# pass without it (they send small frames); Fast DDS 3 (Kilted) keeps the profile
+# (FASTDDS_DEFAULT_PROFILES_FILE), and the demo and benchmarks use it on both.
+unset FASTRTPS_DEFAULT_PROFILES_FILE
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 101 ))}
 # importlib mode + the pytest script (not `python -m`): the source tree is not put on sys.path,
 # so `import seg_perception` is the installed package, with its generated msg/ beside our modules.

@@ -32,10 +32,23 @@ def ros() -> Iterator[Any]:
     rclpy.init()
     node = rclpy.create_node("seg_perception_test")
     spinner = Spinner(node)
+    node.spinner = spinner  # type: ignore[attr-defined] - read by _callbacks_did_not_raise
     yield node
     spinner.close()
     node.destroy_node()
     rclpy.try_shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _callbacks_did_not_raise(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A callback that raised on the test node's spinning thread fails the test it ran in."""
+    yield
+    if "ros" not in request.fixturenames:
+        return
+    spinner = request.getfixturevalue("ros").spinner
+    errors = spinner.take_errors()
+    assert spinner.alive, "the test node's spinning thread has stopped"
+    assert not errors, "a callback on the test node raised:\n" + "\n".join(errors)
 
 
 class RunningNode:
