@@ -80,14 +80,22 @@ def _all_in(output: Any, valid: np.ndarray) -> bool:
 
 
 def _finite(output: Any) -> bool:
+    """No NaN or inf in `output`. A sum is NaN or inf whenever a value is, so one reduction in
+    float32 (no boolean array: ~10x cheaper than isfinite().all() on a 2x256x256 output, measured
+    with torch on this project's CPU) answers nearly every frame; only a non-finite sum, which
+    finite values could also give by overflowing, is checked value by value."""
     if isinstance(output, np.ndarray):
         if output.dtype.kind != "f":
             return True
-        # The sum is NaN or inf exactly when a value is (or when finite values overflow float32,
-        # which no probability or logit of a sane model does): one pass, no boolean array.
-        return bool(np.isfinite(output.sum(dtype=np.float64)))
+        with np.errstate(over="ignore", invalid="ignore"):
+            if np.isfinite(output.sum(dtype=np.float32 if output.itemsize <= 4 else None)):
+                return True
+        return bool(np.isfinite(output).all())
     import torch
 
     if not output.is_floating_point():
+        return True
+    total = output.sum(dtype=torch.float32 if output.element_size() <= 4 else None)
+    if bool(torch.isfinite(total).item()):
         return True
     return bool(torch.isfinite(output).all().item())

@@ -227,6 +227,33 @@ def test_output_shape_and_channels_are_checked_per_frame() -> None:
         assert caught.value.fault == fault
 
 
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_the_finite_check_is_exact_where_its_one_pass_sum_overflows(kind: str) -> None:
+    """The check sums in float32 (one pass); finite values whose sum overflows are still
+    accepted, and one NaN or inf anywhere, half precision included, is still found."""
+    import numpy as np
+
+    from seg_perception.engine.output_check import _finite
+
+    def as_kind(array: np.ndarray) -> object:
+        if kind == "numpy":
+            return array
+        torch = pytest.importorskip("torch")
+        return torch.from_numpy(array)
+
+    huge = np.full((1, 2, 64, 64), 3e38, np.float32)  # finite; their sum is not
+    assert _finite(as_kind(huge))
+    assert _finite(as_kind(np.full((1, 2, 64, 64), 60000, np.float16)))  # a float16 sum would overflow
+    for bad in (np.nan, np.inf, -np.inf):
+        for dtype in (np.float32, np.float16, np.float64):
+            array = np.zeros((1, 2, 64, 64), dtype)
+            array[0, 1, 63, 5] = bad
+            assert not _finite(as_kind(array)), (bad, dtype)
+        huge_bad = huge.copy()
+        huge_bad[0, 0, 3, 3] = bad
+        assert not _finite(as_kind(huge_bad))
+
+
 class _Info:
     def __init__(self, d: object, model: str = "plumb_bob") -> None:
         self.k = [500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0]
