@@ -13,15 +13,32 @@ import cv2
 import numpy as np
 
 
+def png_chunk(kind: bytes, body: bytes, crc: int | None = None) -> bytes:
+    """One PNG chunk: length, type, body and its CRC (or `crc`, to damage it)."""
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) if crc is None else crc)
+
+
+def png_with_noisy_chunks(rgb: np.ndarray) -> bytes:
+    """``rgb`` as a PNG that libpng warns about on every decode without a damaged pixel: a tEXt
+    chunk with a wrong CRC and an iCCP chunk whose profile is not one ("iCCP: ..."), both
+    ancillary, placed after IHDR."""
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError("cv2.imencode failed")
+    data = encoded.tobytes()
+    after_ihdr = 8 + 12 + 13
+    noisy = (png_chunk(b"tEXt", b"Comment\x00from a camera", crc=12345)
+             + png_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(b"not an ICC profile")))
+    return data[:after_ihdr] + noisy + data[after_ihdr:]
+
+
 def png_bomb(width: int, height: int) -> bytes:
     """A valid 1-bit grayscale PNG of ``width`` x ``height`` black pixels.
 
     1 bit per pixel keeps the raw stream at width*height/8 bytes, so a 20000x20000 bomb is
     built in ~0.1 s and is ~48 KB, while a decoder asked for color allocates width*height*3.
     """
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
+    chunk = png_chunk
     row = b"\x00" * (1 + (width + 7) // 8)  # filter byte + packed bits
     packer = zlib.compressobj(9)
     parts = [packer.compress(row) for _ in range(height)]

@@ -184,3 +184,42 @@ def _webp(buf: bytes | memoryview) -> ImageHeader | None:
         height = int.from_bytes(bytes(buf[27:30]), "little") + 1
         return ImageHeader("webp", width, height, 4, 1)
     return None
+
+
+# Chunks that decide a PNG's pixels: the rest (text, ICC profiles, gamma, times, ...) OpenCV
+# reads but does not apply, and libpng prints a warning on stderr for each one it finds damaged
+# or odd ("tEXt: CRC error", "iCCP: known incorrect sRGB profile"), on every frame.
+_PNG_PIXEL_CHUNKS: Final = frozenset({b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND"})
+
+
+class PngDamaged(ValueError):
+    """A chunk the pixels depend on fails its CRC, or the chunk list is cut or malformed."""
+
+
+def png_pixel_chunks(data: bytes | memoryview) -> bytes:
+    """The PNG with only the chunks its pixels come from (IHDR, PLTE, tRNS, IDAT, IEND), each
+    CRC-checked: what libpng decodes to the same pixels without a warning to print.
+
+    Raises PngDamaged naming the chunk and byte offset where a kept chunk fails its CRC or
+    the chunk list ends before IEND (libpng would print an error and return nothing).
+    """
+    import zlib
+
+    buf = memoryview(data)
+    kept = [bytes(buf[:8])]
+    offset = 8
+    while True:
+        if offset + 12 > len(buf):
+            raise PngDamaged(f"the chunk list ends at byte {offset} without an IEND chunk")
+        length, kind = struct.unpack(">I4s", buf[offset:offset + 8])
+        end = offset + 12 + length
+        if end > len(buf):
+            raise PngDamaged(f"chunk {kind!r} at byte {offset} says {length} bytes; the image ends first")
+        if kind in _PNG_PIXEL_CHUNKS:
+            (crc,) = struct.unpack(">I", buf[end - 4:end])
+            if zlib.crc32(buf[offset + 4:end - 4]) != crc:
+                raise PngDamaged(f"chunk {kind.decode('latin-1')!r} at byte {offset} fails its CRC")
+            kept.append(bytes(buf[offset:end]))
+            if kind == b"IEND":
+                return b"".join(kept)
+        offset = end

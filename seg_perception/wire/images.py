@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 import simplejpeg
 
-from .image_headers import HeaderRefused, read_header
+from .image_headers import HeaderRefused, PngDamaged, png_pixel_chunks, read_header
 from .text import wire_text
 
 __all__ = [
@@ -325,6 +325,10 @@ def compressed_to_rgb(msg: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> n
     stderr while returning a half-garbage image, reject the frame. JPEG has no checksum, so
     damage that still decodes to a valid stream (a flipped bit, most often) cannot be seen.
 
+    PNG is decoded from its pixel chunks alone (IHDR, PLTE, tRNS, IDAT, IEND, each CRC-checked:
+    a damaged one rejects the frame): libpng prints a warning on stderr for every damaged or odd
+    ancillary chunk (text, ICC profile, ...) of every frame, chunks OpenCV does not apply.
+
     Grayscale payloads are expanded to three equal channels.
 
     Raises:
@@ -355,6 +359,11 @@ def compressed_to_rgb(msg: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> n
         raise ImageFormatError(f"empty compressed image ({header.width}x{header.height} {header.codec})", "empty")
     limits.check(header.width, header.height, header.decoded_bytes, f"compressed {header.codec} image")
     stored_rgb = _compressed_payload_is_rgb(fmt)
+    if header.codec == "png":
+        try:
+            buffer = np.frombuffer(png_pixel_chunks(buffer.data), np.uint8)
+        except PngDamaged as exc:
+            raise ImageFormatError(f"corrupt PNG (format {wire_text(fmt)}): {exc}", "corrupt") from exc
     if header.codec == "jpeg" and header.channels in (1, 3):
         decoded = _decode_jpeg(buffer, stored_rgb, fmt)
     else:  # PNG, TIFF, BMP, and 4-channel (CMYK) JPEG, which libjpeg-turbo cannot turn into RGB

@@ -472,3 +472,50 @@ def test_camera_replay_skips_damaged_frames_and_reports_them_bounded(tmp_path: P
     passes = 200 / (30 - damaged_per_pass)
     assert len(lines) <= 1 + passes * damaged_per_pass / camera_replay.DAMAGE_REPORT_EVERY + 1
     assert lines[0].startswith("camera_replay: skipped walk_") and "(1 damaged so far)" in lines[0]
+
+
+def test_png_chunks_libpng_warns_about_print_nothing_and_damaged_pixel_chunks_are_refused(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """Before: cv2.imdecode printed "libpng warning: tEXt: CRC error" and "iCCP: too short" on
+    stderr for every such frame (a camera sending them at 30 Hz: 60 unthrottled lines a second),
+    and "libpng error: IDAT: CRC error" for a damaged pixel chunk. Now the ancillary chunks are
+    left out before decoding (same pixels), and a damaged pixel chunk is a named, counted reject."""
+    import numpy as np
+
+    from devtools.hostile import png_chunk, png_with_noisy_chunks
+    from seg_perception.wire.images import ImageFormatError, compressed_to_rgb
+
+    class Msg:
+        def __init__(self, data: bytes) -> None:
+            self.format, self.data = "png", data
+
+    rgb = (np.arange(48 * 64 * 3) % 251).astype(np.uint8).reshape(48, 64, 3)
+    noisy = png_with_noisy_chunks(rgb)
+    capfd.readouterr()
+    assert np.array_equal(compressed_to_rgb(Msg(noisy)), rgb)
+    assert capfd.readouterr().err == ""
+
+    idat = noisy.index(b"IDAT") - 4
+    (length,) = struct.unpack(">I", noisy[idat:idat + 4])
+    damaged = bytearray(noisy)
+    damaged[idat + 8 + length // 2] ^= 0xFF
+    cut = noisy[:idat + 8 + length // 2]
+    no_iend = noisy[:noisy.index(b"IEND") - 4]
+    for data, reason in ((bytes(damaged), f"chunk 'IDAT' at byte {idat} fails its CRC"),
+                         (cut, f"chunk b'IDAT' at byte {idat} says {length} bytes; the image ends first"),
+                         (no_iend, "without an IEND chunk")):
+        with pytest.raises(ImageFormatError) as caught:
+            compressed_to_rgb(Msg(data))
+        assert caught.value.kind == "corrupt" and reason in str(caught.value)
+    assert capfd.readouterr().err == ""
+    gray16 = (np.arange(48 * 64).reshape(48, 64) * 20).astype(np.uint16)
+    ok, encoded = cv2_png(gray16)
+    assert ok and compressed_to_rgb(Msg(encoded)).shape == (48, 64, 3)
+    assert png_chunk(b"IEND", b"") == b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def cv2_png(array: object) -> tuple[bool, bytes]:
+    import cv2
+
+    ok, encoded = cv2.imencode(".png", array)
+    return ok, encoded.tobytes()
