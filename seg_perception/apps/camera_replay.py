@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from rclpy.utilities import remove_ros_args
 
+from ..live.params import StartupParameterError, params_files, read_params_file
 from ..offline.sources import frames, pinhole_k
 from ..offline.video import DamagedFrame
 from ..ros.replay import replay
@@ -107,6 +108,12 @@ def stream(source: str, size: tuple[int, int] | None, encoding: str,
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
+    try:
+        for path in params_files(argv):  # rcl's own message for a broken one is a traceback
+            read_params_file(path)
+    except StartupParameterError as exc:
+        print(f"camera_replay: {exc}", file=sys.stderr)
+        return 2
     args = parse_args(argv)
     source = stream(args.source, args.size, args.encoding)
     try:

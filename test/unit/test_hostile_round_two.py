@@ -519,3 +519,17 @@ def cv2_png(array: object) -> tuple[bool, bytes]:
 
     ok, encoded = cv2.imencode(".png", array)
     return ok, encoded.tobytes()
+
+
+def test_camera_replay_with_a_broken_params_file_says_so_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: rcl's traceback from rclpy.init (issue 22's closing note left it)."""
+    pytest.importorskip("rclpy")
+    from seg_perception.apps import camera_replay
+
+    broken = tmp_path / "replay.yaml"
+    broken.write_text("camera_replay:\n  ros__parameters: [unclosed\n")
+    code = camera_replay.main(["camera_replay", "--count", "1", "--ros-args", "--params-file", str(broken)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith(f"camera_replay: params file {broken} cannot be read: ") and err.count("\n") == 1
