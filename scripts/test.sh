@@ -58,7 +58,8 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 # profile every participant holds two on the same ports, and two of three whole-suite runs with it
 # (one of them CI's) lost every delivery to the long-lived test process from one test on, while
 # node processes kept coming and going (the nodes still saw the test process). The node tests
-# pass without it (they send small frames); Fast DDS 3 (Kilted) keeps the profile
+# pass without it (frames above ~0.5 MB then travel as UDP fragments: slower, and best effort may
+# lose some, which the tests allow for); Fast DDS 3 (Kilted) keeps the profile
 # (FASTDDS_DEFAULT_PROFILES_FILE), and the demo and benchmarks use it on both.
 unset FASTRTPS_DEFAULT_PROFILES_FILE
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 101 ))}
