@@ -53,15 +53,17 @@ export SEG_PERCEPTION_MEDIAPIPE_DIR="$root/build/mediapipe_selfie"
 export SEG_PERCEPTION_CACHE="${SEG_PERCEPTION_CACHE:-$root/build/cache}"
 # Keep test traffic on this machine and away from other ROS graphs running here.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
-# Fast DDS 2 (Jazzy) runs the suite on rmw's own transports, not config/fastdds_shm.xml: under
-# ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST rmw adds a shared-memory transport of its own, so with the
-# profile every participant holds two on the same ports, and two of three whole-suite runs with it
-# (one of them CI's) lost every delivery to the long-lived test process from one test on, while
-# node processes kept coming and going (the nodes still saw the test process). The node tests
-# pass without it (frames above ~0.5 MB then travel as UDP fragments: slower, and best effort may
-# lose some, which the tests allow for); Fast DDS 3 (Kilted) keeps the profile
-# (FASTDDS_DEFAULT_PROFILES_FILE), and the demo and benchmarks use it on both.
-unset FASTRTPS_DEFAULT_PROFILES_FILE
+# Fast DDS 2 (Jazzy): devtools/fastdds_jazzy_tests.xml, one 64 MB shared-memory transport and UDP on
+# 127.0.0.1 only, under the SUBNET range (which leaves the profile's transports alone). With
+# config/fastdds_shm.xml under LOCALHOST, rmw adds a shared-memory transport of its own, so every
+# participant held two on the same ports, and two of three whole-suite runs (one of them CI's) lost
+# all delivery into the long-lived test process from one test on. Without any profile, frames above
+# ~0.5 MB go as UDP fragments and best-effort ones get lost (two hostile-input tests timed out).
+# Fast DDS 3 (Kilted) keeps LOCALHOST and config/fastdds_shm.xml (FASTDDS_DEFAULT_PROFILES_FILE).
+if [ "${SEG_PERCEPTION_DISTRO:-jazzy}" = jazzy ]; then
+  export FASTRTPS_DEFAULT_PROFILES_FILE="$root/devtools/fastdds_jazzy_tests.xml"
+  export ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET
+fi
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 101 ))}
 # importlib mode + the pytest script (not `python -m`): the source tree is not put on sys.path,
 # so `import seg_perception` is the installed package, with its generated msg/ beside our modules.
