@@ -122,9 +122,8 @@ def _pyav_frames(path: Path, limits: ImageLimits) -> Iterator[tuple[str, np.ndar
                     yield frame_name(path, index), DamagedFrame(
                         f"frame {index} of video '{path}' is damaged: the decoder concealed errors in it")
                 else:
-                    rgb = frame.to_ndarray(format="rgb24")
-                    check_size(rgb.shape[1], rgb.shape[0], path, limits)  # a size change mid-stream
-                    yield frame_name(path, index), rgb
+                    check_size(frame.width, frame.height, path, limits)  # a size change mid-stream
+                    yield frame_name(path, index), frame.to_ndarray(format="rgb24")
                 index += 1
         tail = _missing_tail(path, index, int(stream.frames or 0))
         if tail is not None:

@@ -9,6 +9,7 @@ None: the caller must then refuse to decode, not guess.
 from __future__ import annotations
 
 import struct
+import zlib
 from dataclasses import dataclass
 from typing import Final
 
@@ -196,17 +197,17 @@ class PngDamaged(ValueError):
     """A chunk the pixels depend on fails its CRC, or the chunk list is cut or malformed."""
 
 
-def png_pixel_chunks(data: bytes | memoryview) -> bytes:
+def png_pixel_chunks(data: bytes | memoryview) -> bytes | memoryview:
     """The PNG with only the chunks its pixels come from (IHDR, PLTE, tRNS, IDAT, IEND), each
-    CRC-checked: what libpng decodes to the same pixels without a warning to print.
+    CRC-checked: what libpng decodes to the same pixels without a warning to print. A PNG that
+    holds no other chunk (what OpenCV and image_transport write) comes back as it is, uncopied.
 
     Raises PngDamaged naming the chunk and byte offset where a kept chunk fails its CRC or
     the chunk list ends before IEND (libpng would print an error and return nothing).
     """
-    import zlib
-
     buf = memoryview(data)
-    kept = [bytes(buf[:8])]
+    kept = [buf[:8]]
+    dropped = False
     offset = 8
     while True:
         if offset + 12 > len(buf):
@@ -219,7 +220,9 @@ def png_pixel_chunks(data: bytes | memoryview) -> bytes:
             (crc,) = struct.unpack(">I", buf[end - 4:end])
             if zlib.crc32(buf[offset + 4:end - 4]) != crc:
                 raise PngDamaged(f"chunk {kind.decode('latin-1')!r} at byte {offset} fails its CRC")
-            kept.append(bytes(buf[offset:end]))
+            kept.append(buf[offset:end])
             if kind == b"IEND":
-                return b"".join(kept)
+                return b"".join(kept) if dropped else buf[:end]
+        else:
+            dropped = True
         offset = end
