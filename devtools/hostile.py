@@ -15,7 +15,8 @@ import numpy as np
 
 def png_chunk(kind: bytes, body: bytes, crc: int | None = None) -> bytes:
     """One PNG chunk: length, type, body and its CRC (or `crc`, to damage it)."""
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) if crc is None else crc)
+    crc = zlib.crc32(kind + body) if crc is None else crc
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
 
 
 def png_with_noisy_chunks(rgb: np.ndarray) -> bytes:
@@ -38,13 +39,13 @@ def png_bomb(width: int, height: int) -> bytes:
     1 bit per pixel keeps the raw stream at width*height/8 bytes, so a 20000x20000 bomb is
     built in ~0.1 s and is ~48 KB, while a decoder asked for color allocates width*height*3.
     """
-    chunk = png_chunk
     row = b"\x00" * (1 + (width + 7) // 8)  # filter byte + packed bits
     packer = zlib.compressobj(9)
     parts = [packer.compress(row) for _ in range(height)]
     parts.append(packer.flush())
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", b"".join(parts))
+            + png_chunk(b"IEND", b""))
 
 
 def corrupt_jpeg(rgb: np.ndarray, quality: int = 90, seed: int = 0, span: int = 200) -> bytes:

@@ -52,7 +52,6 @@ export SEG_PERCEPTION_MEDIAPIPE_DIR="$root/build/mediapipe_selfie"
 # Built-ins exported to ONNX for runtime:=onnxruntime/openvino go here, not into ~/.cache.
 export SEG_PERCEPTION_CACHE="${SEG_PERCEPTION_CACHE:-$root/build/cache}"
 # Keep test traffic on this machine and away from other ROS graphs running here.
-export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 # Fast DDS 2 (Jazzy): devtools/fastdds_jazzy_tests.xml, one 64 MB shared-memory transport and UDP on
 # 127.0.0.1 only, under the SUBNET range (which leaves the profile's transports alone). With
 # config/fastdds_shm.xml under LOCALHOST, rmw adds a shared-memory transport of its own, so every
@@ -63,6 +62,8 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 if [ "${SEG_PERCEPTION_DISTRO:-jazzy}" = jazzy ]; then
   export FASTRTPS_DEFAULT_PROFILES_FILE="$root/devtools/fastdds_jazzy_tests.xml"
   export ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET
+else
+  export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 fi
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 101 ))}
 # importlib mode + the pytest script (not `python -m`): the source tree is not put on sys.path,

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in params_files(argv):  # rcl's own message for a broken one is a traceback
             read_params_file(path)
     except StartupParameterError as exc:
-        print(f"camera_replay: {exc}", file=sys.stderr)
+        print_error(f"camera_replay: {exc}")
         return 2
     args = parse_args(argv)
     source = stream(args.source, args.size, args.encoding)
