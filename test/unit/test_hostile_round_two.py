@@ -28,10 +28,10 @@ def test_a_yaml_alias_bomb_is_refused_in_milliseconds_with_a_short_reason(tmp_pa
     path = tmp_path / "bomb.yaml"
     path.write_text(_alias_bomb())
     assert path.stat().st_size < 500
-    start = time.perf_counter()
+    start = time.thread_time()  # this thread's CPU time: a busy machine does not add to it
     with pytest.raises(ModelLoadError, match=r"aliases \(\*name\) are not allowed") as caught:
         load_description(path)
-    assert time.perf_counter() - start < 0.5  # before: 3.5 s and a 59 MB error text
+    assert time.thread_time() - start < 0.5  # before: 3.5 s and a 59 MB error text
     assert len(str(caught.value)) < 2 * ERROR_TEXT_LIMIT
 
 
@@ -103,11 +103,11 @@ def test_tiff_directories_decoders_read_otherwise_are_refused_before_decoding(ma
     from seg_perception.wire.images import ImageFormatError, compressed_to_rgb
 
     payload = make()  # type: ignore[operator]
-    start = time.perf_counter()
+    start = time.thread_time()
     with pytest.raises(ImageFormatError, match=fragment) as caught:
         compressed_to_rgb(_Compressed(payload))
     assert caught.value.kind == "format"
-    assert time.perf_counter() - start < 0.5
+    assert time.thread_time() - start < 0.5
     assert "TIFF" not in capfd.readouterr().err, "libtiff was reached and warned"
 
 
@@ -268,10 +268,10 @@ def test_a_million_distortion_coefficients_are_refused_before_they_are_read() ->
     from seg_perception.engine.geometry import Placement
 
     place = Placement.for_policy("stretch", 640, 480, 64, 48)
-    start = time.perf_counter()
+    start = time.thread_time()
     info, why = checked_camera_info(_Info(np.zeros(1_000_000)), place, "camera_info")
     assert info is None and "D has 1000000 coefficients; distortion_model 'plumb_bob' has 5" in why
-    assert time.perf_counter() - start < 0.05
+    assert time.thread_time() - start < 0.05
     for d, model in (([0.0] * 5, "plumb_bob"), ([0.0] * 8, "rational_polynomial"), ([0.0] * 4, "equidistant"),
                      ([0.0] * 5, ""), ([0.0] * 12, "some_vendor_model"), ([], "")):
         assert checked_camera_info(_Info(d, model), place, "camera_info")[0] is not None, (d, model)
@@ -290,11 +290,11 @@ def test_image_files_go_through_the_header_check(tmp_path: Path) -> None:
 
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(png_bomb(20000, 20000))  # 48 KB; cv2.imread: 1.2 GB and seconds
-    start = time.perf_counter()
+    start = time.thread_time()
     with pytest.raises(ImageFormatError, match="exceeds the limit") as caught:
         read_image(bomb)
     assert caught.value.kind == "too_large" and "bomb.png" in str(caught.value)
-    assert time.perf_counter() - start < 0.5
+    assert time.thread_time() - start < 0.5
     with pytest.raises(ValueError, match="exceeds the limit"):
         list(frames(str(bomb)))
     import cv2
